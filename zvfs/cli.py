@@ -1,0 +1,117 @@
+"""Command line: ``zvfs mount|umount|serve|export|sample``."""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+
+from .errors import StoreError, UsageError
+from .tree import DEFAULT_CACHE_BYTES
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*$")
+
+
+def parse_size(text: str) -> int:
+    """'512M', '2GiB', '1000000' -> bytes."""
+    m = _SIZE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 256M or 2G)")
+    return int(float(m.group(1)) * 1024 ** " KMGT".index((m.group(2) or " ").upper()))
+
+
+def parse_fuse_options(text: str) -> dict[str, str | bool]:
+    """'allow_other,uid=1000' -> {'allow_other': True, 'uid': '1000'}."""
+    opts: dict[str, str | bool] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, sep, value = item.partition("=")
+        opts[key] = value if sep else True
+    return opts
+
+
+def _cache_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-size", type=parse_size, default=DEFAULT_CACHE_BYTES, metavar="SIZE",
+                   help="bound on cached encoded bytes (default 512M)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zvfs", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("mount", help="mount a ZVF store read-only as a Neuroglancer precomputed tree")
+    p.add_argument("store")
+    p.add_argument("mountpoint")
+    p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
+    p.add_argument("-o", dest="options", default="", metavar="OPTS",
+                   help="FUSE options, comma separated (e.g. allow_other)")
+    p.add_argument("--log-file", default=None, help="daemon log (background mode; default beside the mount)")
+    _cache_arg(p)
+
+    p = sub.add_parser("umount", help="unmount, also a stale mount left by a killed daemon")
+    p.add_argument("mountpoint")
+
+    p = sub.add_parser("serve", help="serve a store (or any directory) over HTTP with CORS and Range")
+    p.add_argument("source", metavar="STORE_OR_DIR")
+    p.add_argument("--port", type=int, default=9123)
+    p.add_argument("--bind", default="127.0.0.1")
+    _cache_arg(p)
+
+    p = sub.add_parser("export", help="write the tree as real files")
+    p.add_argument("store")
+    p.add_argument("outdir")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _cache_arg(p)
+
+    p = sub.add_parser("sample", help="build a small sample ZVF store with zarr-vectors")
+    p.add_argument("path")
+    p.add_argument("--kind", default="point_cloud", help="geometry type (default point_cloud)")
+    p.add_argument("--force", action="store_true", help="replace an existing store")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "mount":
+        from .frontends import fuse
+
+        return fuse.mount(args.store, args.mountpoint, foreground=args.foreground,
+                          options=parse_fuse_options(args.options), cache_bytes=args.cache_size,
+                          log_file=args.log_file, verbose=args.verbose)
+    if args.command == "umount":
+        from .frontends import fuse
+
+        return fuse.umount(args.mountpoint)
+    if args.command == "serve":
+        from .frontends import http
+        from .source import open_tree
+
+        return http.serve(open_tree(args.source, args.cache_size), port=args.port, bind=args.bind)
+    if args.command == "export":
+        from .frontends import export
+        from .source import open_virtual_tree
+
+        return export.export(open_virtual_tree(args.store, args.cache_size), args.outdir,
+                             progress=not args.no_progress)
+    if args.command == "sample":
+        from . import samples
+
+        print(samples.build(args.path, kind=args.kind, force=args.force))
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s zvfs %(levelname)s %(message)s")
+    try:
+        return run(args)
+    except (StoreError, UsageError) as exc:
+        print(f"zvfs: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Read access to a ZVF store through ``zarr-vectors`` (the only module that imports it).
+
+Reads go through the per-cell ``building`` primitives (milliseconds a cell), never the O(level)
+public selections, and are strict where ``zarr-vectors`` 0.9.2 is lenient: a cell that the store
+lists as non-empty but whose chunk file is missing is an error, not an empty cell.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Sequence
+
+import numpy as np
+import zarr_vectors as zv
+from zarr_vectors import building as zb
+
+from .errors import StoreError
+
+Cell = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class AttributeInfo:
+    """How a per-vertex attribute is stored."""
+
+    name: str
+    dtype: np.dtype
+    channels: int
+    channel_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    unit: str = ""
+    description: str = ""
+
+
+@dataclass
+class CellData:
+    """Everything of one cell: rows in stored order."""
+
+    positions: np.ndarray  # (N, D) float32
+    attributes: dict[str, np.ndarray]  # name -> (N,) or (N, C)
+    owners: np.ndarray | None  # (N,) int64 object id per row, or None without an object index
+    fragments: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # (F, 2) start, count
+
+
+def is_zvf_store(path: str) -> bool:
+    """Whether ``path`` is a directory holding a ZVF root ``zarr.json``."""
+    try:
+        with open(os.path.join(path, "zarr.json")) as f:
+            return "zarr_vectors" in json.load(f).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def open_store(path: str) -> "ZVFStore":
+    """Open a ZVF store read-only, or raise :class:`StoreError` saying why not."""
+    path = os.path.abspath(path)
+    if not os.path.exists(path):
+        raise StoreError(f"{path}: no such file or directory")
+    if not is_zvf_store(path):
+        raise StoreError(f"{path}: not a ZVF store (no zarr.json with 'zarr_vectors' attributes)")
+    try:
+        ds = zv.open(path, mode="r")
+        kinds = tuple(ds.kinds)
+        levels = tuple(ds.levels)
+    except Exception as exc:
+        raise StoreError(f"{path}: cannot open ZVF store: {exc}") from exc
+    if len(kinds) != 1:
+        raise StoreError(f"{path}: expected one geometry type, found {list(kinds)}")
+    if not levels:
+        raise StoreError(f"{path}: store has no resolution levels")
+    return ZVFStore(path, ds, kinds[0], levels)
+
+
+class ZVFStore:
+    """One open store: metadata and its levels; safe to share between threads."""
+
+    def __init__(self, path: str, ds: "zv.Dataset", kind: str, level_indices: Sequence[int]) -> None:
+        self.path = path
+        self.kind = kind
+        self._ds = ds
+        self._lock = threading.RLock()
+        self.mtime = os.stat(os.path.join(path, "zarr.json")).st_mtime
+        self.levels = [LevelReader(self, ds.level(i), i, self._lock) for i in level_indices]
+
+    @cached_property
+    def axes(self) -> tuple[Axis, ...]:
+        return tuple(Axis(str(a.get("name", f"d{i}")), str(a.get("unit") or "")) for i, a in enumerate(self._ds.axes))
+
+    @cached_property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Declared (lower, upper) bounds, upper inclusive as ZVF writes it."""
+        lo, hi = self._ds.bounds
+        return np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+
+    @property
+    def name(self) -> str:
+        base = os.path.basename(self.path.rstrip("/"))
+        return base.split(".")[0] or base
+
+
+class LevelReader:
+    """One resolution level, read cell by cell."""
+
+    def __init__(self, store: ZVFStore, level: "zv.Level", index: int, lock: threading.RLock) -> None:
+        self.store = store
+        self.index = index
+        self._level = level
+        self._g = level.store
+        self._lock = lock
+
+    def _where(self, what: str) -> str:
+        return f"{self.store.path}: level {self.index}: {what}"
+
+    @cached_property
+    def chunk_shape(self) -> np.ndarray:
+        return np.asarray(self._level.scale, np.float64)
+
+    @cached_property
+    def bin_shape(self) -> np.ndarray:
+        return np.asarray(self._level.resolution, np.float64)
+
+    @cached_property
+    def cells(self) -> list[Cell]:
+        """Absolute coordinates of the non-empty cells, sorted."""
+        with self._lock:
+            return sorted(tuple(int(c) for c in ref.coords) for ref in self._level.cells())
+
+    @cached_property
+    def vertex_attributes(self) -> tuple[AttributeInfo, ...]:
+        with self._lock:
+            names = sorted(self._level.attribute_names("vertex"))
+            return tuple(self._attribute_info(n) for n in names)
+
+    def _attribute_info(self, name: str) -> AttributeInfo:
+        meta = self._g.read_array_meta(f"vertex_attributes/{name}")
+        dtype, ncols = zb.attribute_layout(self._g, name)
+        return AttributeInfo(
+            name=name,
+            dtype=np.dtype(dtype),
+            channels=int(ncols),
+            channel_names=tuple(meta.get("channel_names") or ()),
+            categories=tuple(meta.get("categories") or ()) if meta.get("encoding") == "dictionary" else (),
+            unit=str(meta.get("unit") or ""),
+            description=str(meta.get("description") or ""),
+        )
+
+    @cached_property
+    def has_objects(self) -> bool:
+        with self._lock:
+            return bool(self._g.array_exists("object_index/object_ids"))
+
+    @cached_property
+    def object_ids(self) -> np.ndarray:
+        """Sorted ids of the objects at this level (row order of the object index)."""
+        if not self.has_objects:
+            return np.zeros(0, np.int64)
+        with self._lock:
+            return np.asarray(self._g.read_array("object_index/object_ids"), np.int64)
+
+    @cached_property
+    def object_attribute_names(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(sorted(self._level.attribute_names("object")))
+
+    def object_attribute(self, name: str) -> np.ndarray:
+        """Dense per-object values, aligned with :attr:`object_ids`."""
+        with self._lock:
+            return np.asarray(zb.read_object_attributes(self._g, name))
+
+    def _require_chunk(self, array: str, cell: Cell) -> None:
+        key = ".".join(map(str, cell))
+        if not self._g.chunk_exists(array, key):
+            raise StoreError(self._where(f"chunk {array}/{key} is listed as non-empty but missing"))
+
+    def fragments(self, cell: Cell) -> np.ndarray:
+        """(F, 2) start,count row ranges of a cell's fragments."""
+        if cell not in self._cell_set:
+            return np.zeros((0, 2), np.int64)
+        with self._lock:
+            self._require_chunk("vertex_fragments", cell)
+            ranges = zb.read_vertex_fragment_index(self._g, cell).ranges()
+        if ranges is None:
+            raise StoreError(self._where(f"cell {cell} has non-contiguous fragments (unsupported)"))
+        return np.asarray(ranges, np.int64).reshape(-1, 2)
+
+    def count(self, cell: Cell) -> int:
+        """Number of rows in a cell, from its fragment index alone."""
+        frags = self.fragments(cell)
+        return int(frags[:, 1].sum()) if len(frags) else 0
+
+    @cached_property
+    def _cell_set(self) -> frozenset[Cell]:
+        return frozenset(self.cells)
+
+    def read_cell(self, cell: Cell, attributes: Sequence[str] | None = None) -> CellData:
+        """Positions, per-vertex attributes and owning object of every row of one cell."""
+        names = [a.name for a in self.vertex_attributes] if attributes is None else list(attributes)
+        frags = self.fragments(cell)
+        if not len(frags):
+            return CellData(np.zeros((0, 3), np.float32), {}, None, frags)
+        with self._lock:
+            self._require_chunk("vertices", cell)
+            pos = np.asarray(zb.read_chunk_vertex_buffer(self._g, cell), np.float32)
+            attrs = {}
+            for name in names:
+                self._require_chunk(f"vertex_attributes/{name}", cell)
+                attrs[name] = np.concatenate(zb.read_chunk_attributes(self._g, name, cell))
+        n = len(pos)
+        if int(frags[:, 1].sum()) != n:
+            raise StoreError(self._where(f"cell {cell}: fragment index covers {frags[:, 1].sum()} rows, buffer has {n}"))
+        for name, col in attrs.items():
+            if len(col) != n:
+                raise StoreError(self._where(f"cell {cell}: attribute {name!r} has {len(col)} rows, expected {n}"))
+        owners = None
+        if self.has_objects:
+            owners = np.repeat(self._fragment_owners(cell, len(frags)), frags[:, 1])
+        return CellData(pos, attrs, owners, frags)
+
+    def _fragment_owners(self, cell: Cell, nfrag: int) -> np.ndarray:
+        """Object id of each fragment of a cell (-2 where several objects share it)."""
+        if "object_id" in self._fragment_attribute_names:
+            with self._lock:
+                own = np.asarray(zb.read_chunk_fragment_attributes(self._g, "object_id", cell), np.int64).reshape(-1)
+        else:
+            own = np.full(nfrag, -1, np.int64)
+            for frag, oid in self._manifest_inversion.get(cell, ()):
+                own[frag] = oid if own[frag] == -1 else -2
+        if len(own) != nfrag:
+            raise StoreError(self._where(f"cell {cell}: {len(own)} fragment owners for {nfrag} fragments"))
+        return own
+
+    @cached_property
+    def _fragment_attribute_names(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._level.attribute_names("fragment"))
+
+    @cached_property
+    def _manifest_inversion(self) -> dict[Cell, list[tuple[int, int]]]:
+        """cell -> [(fragment, object id)] from every manifest of the level (when no owner index)."""
+        with self._lock:
+            manifests = zb.read_all_object_manifests(self._g)
+        inv: dict[Cell, list[tuple[int, int]]] = {}
+        for oid, manifest in zip(self.object_ids.tolist(), manifests):
+            for cell, frag in manifest:
+                inv.setdefault(tuple(int(c) for c in cell), []).append((int(frag), oid))
+        return inv
+
+    def object_fragments(self, oid: int) -> list[tuple[Cell, int]]:
+        """The (cell, fragment) pieces of one object, in object order."""
+        with self._lock:
+            manifest = zb.read_object_manifests(self._g, ids=[int(oid)]).get(int(oid), [])
+        return [(tuple(int(c) for c in cell), int(frag)) for cell, frag in manifest]

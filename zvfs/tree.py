@@ -1,0 +1,205 @@
+"""The virtual tree: path -> directory listing, exact file size, bytes.
+
+Pure core shared by every front end; it knows nothing of FUSE or HTTP. Mappers build it from
+:class:`Dir` and :class:`File` nodes; front ends use only :class:`Tree`'s three questions
+(``stat``, ``listdir``, ``read``) and its two errors (:class:`NotFound`, :class:`ReadFailed`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Mapping, Protocol
+
+from .cache import Memo
+
+log = logging.getLogger("zvfs")
+
+DEFAULT_CACHE_BYTES = 512 * 2**20
+
+
+class NotFound(LookupError):
+    """No file or directory at that path (ENOENT / 404)."""
+
+
+class ReadFailed(IOError):
+    """A file exists but could not be produced (EIO / 500); the message names store and path."""
+
+
+@dataclass(frozen=True)
+class Stat:
+    is_dir: bool
+    size: int
+    mtime: float
+
+
+class File:
+    """A file whose exact size is known from ``size()`` without producing its bytes.
+
+    ``size`` may be omitted for files whose size is only known once encoded (e.g. Draco); the
+    tree then encodes on ``stat`` and keeps the bytes in its cache.
+    """
+
+    __slots__ = ("data", "size")
+
+    def __init__(self, data: Callable[[], bytes], size: Callable[[], int] | None = None) -> None:
+        self.data = data
+        self.size = size
+
+
+class Dir:
+    """A directory, either of fixed children or of children produced on lookup."""
+
+    __slots__ = ("_children", "_names", "_child")
+
+    def __init__(
+        self,
+        children: Mapping[str, "Node"] | None = None,
+        *,
+        names: Callable[[], Iterable[str]] | None = None,
+        child: Callable[[str], "Node | None"] | None = None,
+    ) -> None:
+        self._children = dict(children or {})
+        self._names = names
+        self._child = child
+
+    def names(self) -> Iterator[str]:
+        yield from self._children
+        if self._names is not None:
+            yield from self._names()
+
+    def child(self, name: str) -> "Node | None":
+        node = self._children.get(name)
+        if node is None and self._child is not None:
+            node = self._child(name)
+        return node
+
+
+Node = File | Dir
+
+
+class Tree(Protocol):
+    """What every front end needs of a tree (virtual, or a real directory)."""
+
+    label: str
+
+    def stat(self, path: str) -> Stat: ...
+
+    def listdir(self, path: str) -> Iterator[str]: ...
+
+    def read(self, path: str, offset: int = 0, size: int | None = None) -> bytes: ...
+
+
+def split_path(path: str) -> list[str]:
+    """Path components of a tree-relative path; rejects any that could leave the tree."""
+    if "\0" in path:
+        raise NotFound(path)
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise NotFound(path)
+    return parts
+
+
+class VirtualTree:
+    """A tree of nodes built by a mapper, with exact sizes and a byte-bounded cache of file bytes."""
+
+    def __init__(self, root: Dir, label: str, mtime: float, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.root = root
+        self.label = label
+        self.mtime = mtime
+        self._bytes: Memo[bytes] = Memo(cache_bytes, getsizeof=len)
+        self._sizes: Memo[int] = Memo(1 << 20)
+
+    @property
+    def encodes(self) -> int:
+        """How many times a file's bytes were produced (cache misses), for benchmarks and tests."""
+        return self._bytes.misses
+
+    def _node(self, path: str) -> Node:
+        node: Node = self.root
+        for name in split_path(path):
+            if not isinstance(node, Dir):
+                raise NotFound(path)
+            child = self._guard(path, lambda: node.child(name))  # noqa: B023 - called at once
+            if child is None:
+                raise NotFound(path)
+            node = child
+        return node
+
+    def _guard(self, path: str, fn: Callable):
+        try:
+            return fn()
+        except (NotFound, ReadFailed):
+            raise
+        except Exception as exc:  # any failure inside a mapper or encoder is this file's failure only
+            msg = f"{self.label}: /{path.lstrip('/')}: {type(exc).__name__}: {exc}"
+            log.error("%s", msg, exc_info=log.isEnabledFor(logging.DEBUG))
+            raise ReadFailed(msg) from exc
+
+    def _data(self, path: str, node: File) -> bytes:
+        key = posixpath.normpath("/" + path)
+        data = self._bytes.get(key, lambda: self._guard(path, node.data))
+        size = self._sizes.get(key, lambda: len(data))
+        if size != len(data):
+            raise ReadFailed(f"{self.label}: {key}: size {size} announced but {len(data)} bytes produced")
+        return data
+
+    def stat(self, path: str) -> Stat:
+        node = self._node(path)
+        if isinstance(node, Dir):
+            return Stat(True, 0, self.mtime)
+        key = posixpath.normpath("/" + path)
+        if node.size is None:
+            size = self._sizes.get(key, lambda: len(self._data(path, node)))
+        else:
+            size = self._sizes.get(key, lambda: self._guard(path, node.size))
+        return Stat(False, size, self.mtime)
+
+    def listdir(self, path: str) -> Iterator[str]:
+        node = self._node(path)
+        if not isinstance(node, Dir):
+            raise NotADirectoryError(path)
+        return iter(self._guard(path, lambda: list(node.names())))
+
+    def read(self, path: str, offset: int = 0, size: int | None = None) -> bytes:
+        node = self._node(path)
+        if isinstance(node, Dir):
+            raise IsADirectoryError(path)
+        data = self._data(path, node)
+        end = len(data) if size is None else offset + size
+        return data[offset:end]
+
+
+class DirectoryTree:
+    """A real directory seen through the same three questions, for ``zvfs serve DIR``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.realpath(root)
+        self.label = self.root
+
+    def _real(self, path: str) -> str:
+        real = os.path.realpath(os.path.join(self.root, *split_path(path)))
+        if real != self.root and not real.startswith(self.root + os.sep):
+            raise NotFound(path)
+        if not os.path.exists(real):
+            raise NotFound(path)
+        return real
+
+    def stat(self, path: str) -> Stat:
+        try:
+            st = os.stat(self._real(path))
+        except OSError as exc:
+            raise ReadFailed(f"{self.label}: /{path}: {exc}") from exc
+        return Stat(os.path.isdir(self._real(path)), st.st_size, st.st_mtime)
+
+    def listdir(self, path: str) -> Iterator[str]:
+        return iter(sorted(os.listdir(self._real(path))))
+
+    def read(self, path: str, offset: int = 0, size: int | None = None) -> bytes:
+        try:
+            with open(self._real(path), "rb") as f:
+                f.seek(offset)
+                return f.read() if size is None else f.read(size)
+        except OSError as exc:
+            raise ReadFailed(f"{self.label}: /{path}: {exc}") from exc
