@@ -17,7 +17,10 @@ import numpy as np
 import zarr_vectors as zv
 from zarr_vectors import building as zb
 
+from .cache import Memo
 from .errors import StoreError
+
+FRAGMENT_CACHE_BYTES = 32 * 2**20
 
 Cell = tuple[int, ...]
 
@@ -116,6 +119,7 @@ class LevelReader:
         self._level = level
         self._g = level.store
         self._lock = lock
+        self._fragments: Memo[np.ndarray] = Memo(FRAGMENT_CACHE_BYTES, getsizeof=lambda a: a.nbytes + 64)
 
     def _where(self, what: str) -> str:
         return f"{self.store.path}: level {self.index}: {what}"
@@ -171,6 +175,22 @@ class LevelReader:
         with self._lock:
             return tuple(sorted(self._level.attribute_names("object")))
 
+    @cached_property
+    def object_attributes(self) -> tuple[AttributeInfo, ...]:
+        """Per-object attributes as :class:`AttributeInfo` (dense ``(O,)`` or ``(O, C)`` arrays)."""
+        out = []
+        with self._lock:
+            for name in self.object_attribute_names:
+                meta = self._g.read_array_meta(f"object_attributes/{name}")
+                shape = meta.get("shape") or [0]
+                out.append(AttributeInfo(name=name, dtype=np.dtype(meta.get("dtype", "float32")),
+                                         channels=int(shape[1]) if len(shape) > 1 else 1,
+                                         channel_names=tuple(meta.get("channel_names") or ()),
+                                         categories=tuple(meta.get("categories") or ()),
+                                         unit=str(meta.get("unit") or ""),
+                                         description=str(meta.get("description") or "")))
+        return tuple(out)
+
     def object_attribute(self, name: str) -> np.ndarray:
         """Dense per-object values, aligned with :attr:`object_ids`."""
         with self._lock:
@@ -182,7 +202,10 @@ class LevelReader:
             raise StoreError(self._where(f"chunk {array}/{key} is listed as non-empty but missing"))
 
     def fragments(self, cell: Cell) -> np.ndarray:
-        """(F, 2) start,count row ranges of a cell's fragments."""
+        """(F, 2) start,count row ranges of a cell's fragments (cached: small, read often)."""
+        return self._fragments.get(cell, lambda: self._read_fragments(cell))
+
+    def _read_fragments(self, cell: Cell) -> np.ndarray:
         if cell not in self._cell_set:
             return np.zeros((0, 2), np.int64)
         with self._lock:

@@ -150,8 +150,10 @@ class VirtualTree:
         if isinstance(node, Dir):
             return Stat(True, 0, self.mtime)
         key = posixpath.normpath("/" + path)
-        if node.size is None:
-            size = self._sizes.get(key, lambda: len(self._data(path, node)))
+        if node.size is None:  # known only once encoded; _data records it
+            size = self._sizes.peek(key)
+            if size is None:
+                size = len(self._data(path, node))
         else:
             size = self._sizes.get(key, lambda: self._guard(path, node.size))
         return Stat(False, size, self.mtime)
