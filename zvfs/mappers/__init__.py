@@ -1,0 +1,28 @@
+"""Mappers: per ZVF geometry type, which precomputed layers (directories and files) exist."""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import StoreError
+from ..store import ZVFStore
+from ..tree import Dir
+from .annotation_layer import annotation_dir
+from .points import PointSource
+
+
+def _point_cloud(store: ZVFStore) -> Dir:
+    return Dir({"annotations": annotation_dir(PointSource(store))})
+
+
+MAPPERS: dict[str, Callable[[ZVFStore], Dir]] = {
+    "point_cloud": _point_cloud,
+}
+
+
+def map_store(store: ZVFStore) -> Dir:
+    """The root directory of a store's precomputed tree."""
+    mapper = MAPPERS.get(store.kind)
+    if mapper is None:
+        raise StoreError(f"{store.path}: geometry type {store.kind!r} is not supported "
+                         f"(supported: {', '.join(sorted(MAPPERS))})")
+    return mapper(store)

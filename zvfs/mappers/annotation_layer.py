@@ -1,0 +1,113 @@
+"""The files of one ``neuroglancer_annotations_v1`` collection, over any :class:`AnnotationSource`.
+
+Which annotations exist, where, and with which properties is the source's business (one per ZVF
+geometry type); this module only lays out ``info``, ``spatialN/``, ``by_id/`` and ``rel_*/``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Iterable, Protocol, Sequence
+
+from ..encoders import annotations as enc
+from ..tree import Dir, File
+
+Cell = tuple[int, ...]
+
+
+class AnnotationSource(Protocol):
+    """What a geometry mapper provides for an annotation collection."""
+
+    schema: enc.AnnotationSchema
+
+    def info(self) -> dict: ...
+
+    def spatial_levels(self) -> Sequence[enc.SpatialLevel]: ...
+
+    def cells(self, level: int) -> Iterable[Cell]: ...
+
+    def cell_extent(self, level: int, cell: Cell) -> tuple[int, int] | None:
+        """(annotations, polyline vertices) of a spatial cell, or None if the cell is empty."""
+
+    def cell(self, level: int, cell: Cell) -> enc.Annotations: ...
+
+    def ids(self) -> Iterable[int]: ...
+
+    def annotation_extent(self, aid: int) -> tuple[Sequence[int], int] | None:
+        """(related ids per relationship, polyline vertices) of one annotation, or None."""
+
+    def annotation(self, aid: int) -> enc.Annotations: ...
+
+    def related_ids(self, relationship: str) -> Iterable[int]: ...
+
+    def related_extent(self, relationship: str, segment: int) -> tuple[int, int] | None: ...
+
+    def related(self, relationship: str, segment: int) -> enc.Annotations: ...
+
+
+def json_file(make: "callable[[], dict]") -> File:
+    """A JSON file (size known once encoded; the tree caches it)."""
+    return File(lambda: json.dumps(make(), indent=1).encode())
+
+
+def parse_uint(name: str) -> int | None:
+    """Canonical base-10 uint64 names only, so each file has exactly one name."""
+    if not name.isdigit() or (len(name) > 1 and name[0] == "0"):
+        return None
+    value = int(name)
+    return value if value < 2**64 else None
+
+
+def parse_cell(name: str, rank: int) -> Cell | None:
+    parts = name.split("_")
+    values = [parse_uint(p) for p in parts]
+    if len(parts) != rank or any(v is None for v in values):
+        return None
+    return tuple(values)  # type: ignore[arg-type]
+
+
+def relationship_key(relationship: str) -> str:
+    return f"rel_{relationship}"
+
+
+def annotation_dir(src: AnnotationSource) -> Dir:
+    """``info``, one ``spatialN`` per level, ``by_id`` and one ``rel_<id>`` per relationship."""
+    schema = src.schema
+    children: dict = {"info": json_file(src.info)}
+    for k, level in enumerate(src.spatial_levels()):
+        children[level.key] = _spatial_dir(src, k)
+    children["by_id"] = Dir(names=lambda: map(str, src.ids()), child=lambda name: _by_id_file(src, name))
+    for rel in schema.relationships:
+        children[relationship_key(rel)] = Dir(
+            names=lambda rel=rel: map(str, src.related_ids(rel)),
+            child=lambda name, rel=rel: _related_file(src, rel, name))
+    return Dir(children)
+
+
+def _spatial_dir(src: AnnotationSource, level: int) -> Dir:
+    def child(name: str) -> File | None:
+        cell = parse_cell(name, src.schema.rank)
+        extent = None if cell is None else src.cell_extent(level, cell)
+        if extent is None:
+            return None
+        return File(lambda: enc.encode_multiple(src.schema, src.cell(level, cell)),
+                    lambda: enc.multiple_size(src.schema, *extent))
+
+    return Dir(names=lambda: ("_".join(map(str, c)) for c in src.cells(level)), child=child)
+
+
+def _by_id_file(src: AnnotationSource, name: str) -> File | None:
+    aid = parse_uint(name)
+    extent = None if aid is None else src.annotation_extent(aid)
+    if extent is None:
+        return None
+    return File(lambda: enc.encode_single(src.schema, src.annotation(aid)),
+                lambda: enc.single_size(src.schema, *extent))
+
+
+def _related_file(src: AnnotationSource, rel: str, name: str) -> File | None:
+    seg = parse_uint(name)
+    extent = None if seg is None else src.related_extent(rel, seg)
+    if extent is None:
+        return None
+    return File(lambda: enc.encode_multiple(src.schema, src.related(rel, seg)),
+                lambda: enc.multiple_size(src.schema, *extent))
