@@ -25,7 +25,7 @@ class Grid:
         chunk = level.chunk_shape
         lo, hi = store.bounds
         first = np.floor(lo / chunk).astype(np.int64)
-        last = np.floor(hi / chunk).astype(np.int64)
+        last = np.maximum(first, np.ceil(hi / chunk).astype(np.int64) - 1)  # hi is an outer bound
         if level.cells:
             cells = np.asarray(level.cells, np.int64)
             first, last = np.minimum(first, cells.min(0)), np.maximum(last, cells.max(0))
