@@ -1,0 +1,213 @@
+"""FUSE front end: any :class:`~zvfs.tree.Tree` as a read-only filesystem (mfusepy, libfuse 2 or 3).
+
+A thin adapter: ``getattr``/``readdir``/``read`` ask the tree, its two errors become ENOENT and EIO,
+and every write is refused with EROFS. ``mount`` checks the mount point and opens the store before
+anything is mounted, so bad input fails at once with a one-line message; by default the daemon then
+runs in its own session and ``mount`` returns once the mount is live.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Iterator
+
+import mfusepy
+
+from ..errors import UsageError
+from ..tree import NotFound, ReadFailed, Tree
+
+log = logging.getLogger("zvfs")
+
+MOUNT_TIMEOUT = 60.0
+# The tree never changes while mounted, so the kernel may keep attributes and pages for long.
+KERNEL_OPTIONS: dict[str, str | bool] = {"ro": True, "kernel_cache": True,
+                                          "attr_timeout": "3600", "entry_timeout": "3600"}
+
+
+def _errno_of(exc: Exception) -> int | None:
+    if isinstance(exc, NotFound):
+        return errno.ENOENT
+    if isinstance(exc, ReadFailed):
+        return errno.EIO
+    if isinstance(exc, NotADirectoryError):
+        return errno.ENOTDIR
+    if isinstance(exc, IsADirectoryError):
+        return errno.EISDIR
+    return None
+
+
+class TreeOperations(mfusepy.Operations):
+    """FUSE callbacks over a tree: directories 0555, files 0444, owned by the mounting user."""
+
+    use_ns = True
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self._owner = {"st_uid": os.getuid(), "st_gid": os.getgid()}
+
+    def _ask(self, fn: Callable, *args):
+        try:
+            return fn(*args)
+        except (NotFound, ReadFailed, NotADirectoryError, IsADirectoryError) as exc:
+            raise mfusepy.FuseOSError(_errno_of(exc)) from exc
+
+    def getattr(self, path: str, fh: int | None = None) -> dict:
+        st = self._ask(self.tree.stat, path)
+        ns = int(st.mtime * 1e9)
+        mode = (stat.S_IFDIR | 0o555) if st.is_dir else (stat.S_IFREG | 0o444)
+        return {"st_mode": mode, "st_nlink": 2 if st.is_dir else 1, "st_size": st.size,
+                "st_blocks": (st.size + 511) // 512, "st_atime": ns, "st_mtime": ns, "st_ctime": ns,
+                **self._owner}
+
+    def readdir(self, path: str, fh: int) -> Iterator[str]:
+        yield "."
+        yield ".."
+        yield from self._ask(lambda: list(self.tree.listdir(path)))
+
+    def open(self, path: str, flags: int) -> int:
+        if flags & os.O_ACCMODE != os.O_RDONLY or flags & (os.O_TRUNC | os.O_APPEND | os.O_CREAT):
+            raise mfusepy.FuseOSError(errno.EROFS)
+        if self._ask(self.tree.stat, path).is_dir:
+            raise mfusepy.FuseOSError(errno.EISDIR)
+        return 0
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        return self._ask(self.tree.read, path, offset, size)
+
+    def access(self, path: str, amode: int) -> int:
+        if amode & os.W_OK:
+            raise mfusepy.FuseOSError(errno.EROFS)
+        self._ask(self.tree.stat, path)
+        return 0
+
+    def statfs(self, path: str) -> dict:
+        return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": 0, "f_bfree": 0, "f_bavail": 0,
+                "f_files": 0, "f_ffree": 0, "f_favail": 0, "f_namemax": 255, "f_flag": os.ST_RDONLY}
+
+
+def _read_only(self, *args, **kwargs):
+    raise mfusepy.FuseOSError(errno.EROFS)
+
+
+for _name in ("chmod", "chown", "create", "link", "mkdir", "mknod", "removexattr", "rename", "rmdir",
+              "setxattr", "symlink", "truncate", "unlink", "utimens", "write", "fallocate"):
+    setattr(TreeOperations, _name, _read_only)
+
+
+# -- mounting ---------------------------------------------------------------------------------
+
+def _mount_table() -> set[str]:
+    """Mount points the kernel knows, also stale ones (which ``os.path.ismount`` cannot stat)."""
+    points = set()
+    with open("/proc/self/mounts", encoding="utf-8") as f:
+        for line in f:
+            field = line.split()[1]
+            points.add(field.encode().decode("unicode_escape"))  # \040 for spaces etc.
+    return points
+
+
+def is_mounted(mountpoint: str) -> bool:
+    return os.path.abspath(mountpoint) in _mount_table()
+
+
+def check_mountpoint(mountpoint: str) -> str:
+    """The absolute mount point, or a :class:`UsageError` saying why it cannot be mounted on."""
+    path = os.path.abspath(mountpoint)
+    if is_mounted(path):
+        try:
+            os.stat(path)
+        except OSError:
+            raise UsageError(f"mount point {path} holds a stale mount: run 'zvfs umount {path}'") from None
+        raise UsageError(f"mount point {path} is busy (already mounted): run 'zvfs umount {path}' first")
+    if not os.path.exists(path):
+        raise UsageError(f"mount point {path} does not exist")
+    if not os.path.isdir(path):
+        raise UsageError(f"mount point {path} is not a directory")
+    if os.listdir(path):
+        raise UsageError(f"mount point {path} is not empty")
+    return path
+
+
+def format_options(options: dict[str, str | bool]) -> str:
+    return ",".join(k if v is True else f"{k}={v}" for k, v in options.items() if v is not False)
+
+
+def run_foreground(tree: Tree, mountpoint: str, options: dict[str, str | bool]) -> int:
+    """Serve ``tree`` at ``mountpoint`` until unmounted (or SIGINT/SIGTERM), multi-threaded."""
+    opts = {**KERNEL_OPTIONS, "fsname": f"zvfs:{tree.label}", **options}
+    if mfusepy.fuse_version_major == 3:
+        opts.setdefault("subtype", "zvfs")
+    log.info("serving %s at %s", tree.label, mountpoint)
+    try:
+        mfusepy.FUSE(TreeOperations(tree), mountpoint, foreground=True, nothreads=False, **opts)
+    except RuntimeError as exc:
+        raise UsageError(f"cannot mount {tree.label} at {mountpoint}: libfuse failed ({exc})") from exc
+    return 0
+
+
+def default_log_file(mountpoint: str) -> str:
+    name = os.path.abspath(mountpoint).strip("/").replace("/", "_") or "root"
+    return os.path.join(tempfile.gettempdir(), f"zvfs-{name}.log")
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).strip()
+    except OSError:
+        return ""
+
+
+def mount(store: str, mountpoint: str, *, foreground: bool = False, options: dict[str, str | bool] | None = None,
+          cache_bytes: int, log_file: str | None = None, verbose: bool = False) -> int:
+    """Mount ``store`` read-only at ``mountpoint``; in the background unless ``foreground``."""
+    from ..source import open_virtual_tree
+
+    options = dict(options or {})
+    path = check_mountpoint(mountpoint)
+    tree = open_virtual_tree(store, cache_bytes)  # bad stores fail here, before any mount
+    if foreground:
+        return run_foreground(tree, path, options)
+
+    log_file = os.path.abspath(log_file or default_log_file(path))
+    cmd = [sys.executable, "-m", "zvfs", *(["-v"] if verbose else []), "mount", "-f",
+           "--cache-size", str(cache_bytes), *(["-o", format_options(options)] if options else []),
+           os.path.abspath(store), path]
+    with open(log_file, "ab") as out:
+        child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    deadline = time.monotonic() + MOUNT_TIMEOUT
+    while time.monotonic() < deadline:
+        if is_mounted(path):
+            print(f"zvfs: mounted {tree.label} at {path} (daemon pid {child.pid}, log {log_file})",
+                  file=sys.stderr)
+            return 0
+        if child.poll() is not None:
+            raise UsageError(f"mounting {tree.label} at {path} failed; daemon log {log_file}:\n{_tail(log_file)}")
+        time.sleep(0.05)
+    child.kill()
+    raise UsageError(f"mounting {tree.label} at {path} timed out; daemon log {log_file}:\n{_tail(log_file)}")
+
+
+def umount(mountpoint: str) -> int:
+    """Unmount a zvfs (or any FUSE) mount, also a stale one whose daemon was killed."""
+    path = os.path.abspath(mountpoint)
+    if not is_mounted(path):
+        raise UsageError(f"{path} is not mounted")
+    attempts = [["fusermount3", "-u", path], ["fusermount", "-u", path], ["umount", path],
+                ["fusermount3", "-uz", path], ["fusermount", "-uz", path], ["umount", "-l", path]]
+    errors = []
+    for cmd in attempts:
+        if shutil.which(cmd[0]) is None:
+            continue
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if not is_mounted(path):
+            return 0
+        errors.append(f"{' '.join(cmd)}: {res.stderr.strip() or res.returncode}")
+    raise UsageError(f"cannot unmount {path}: " + "; ".join(errors))
