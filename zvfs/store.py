@@ -176,25 +176,37 @@ class LevelReader:
             return tuple(sorted(self._level.attribute_names("object")))
 
     @cached_property
+    def _object_values(self) -> dict[str, np.ndarray]:
+        """Every per-object attribute, read once (O(objects)); strings as category codes."""
+        with self._lock:
+            return {name: np.asarray(zb.read_object_attributes(self._g, name)) for name in self.object_attribute_names}
+
+    @cached_property
     def object_attributes(self) -> tuple[AttributeInfo, ...]:
-        """Per-object attributes as :class:`AttributeInfo` (dense ``(O,)`` or ``(O, C)`` arrays)."""
+        """Per-object attributes as :class:`AttributeInfo`; string attributes become categorical."""
         out = []
         with self._lock:
-            for name in self.object_attribute_names:
-                meta = self._g.read_array_meta(f"object_attributes/{name}")
-                shape = meta.get("shape") or [0]
-                out.append(AttributeInfo(name=name, dtype=np.dtype(meta.get("dtype", "float32")),
-                                         channels=int(shape[1]) if len(shape) > 1 else 1,
-                                         channel_names=tuple(meta.get("channel_names") or ()),
-                                         categories=tuple(meta.get("categories") or ()),
-                                         unit=str(meta.get("unit") or ""),
-                                         description=str(meta.get("description") or "")))
+            metas = {name: self._g.read_array_meta(f"object_attributes/{name}") for name in self.object_attribute_names}
+        for name, meta in metas.items():
+            values = self._object_values[name]
+            categories = tuple(meta.get("categories") or ())
+            dtype = values.dtype
+            if dtype.kind in "US":
+                categories = tuple(str(c) for c in np.unique(values))
+                dtype = np.dtype(np.uint8 if len(categories) <= 256 else np.uint16 if len(categories) <= 65536 else np.uint32)
+            out.append(AttributeInfo(name=name, dtype=dtype,
+                                     channels=int(values.shape[1]) if values.ndim > 1 else 1,
+                                     channel_names=tuple(meta.get("channel_names") or ()), categories=categories,
+                                     unit=str(meta.get("unit") or ""), description=str(meta.get("description") or "")))
         return tuple(out)
 
     def object_attribute(self, name: str) -> np.ndarray:
-        """Dense per-object values, aligned with :attr:`object_ids`."""
-        with self._lock:
-            return np.asarray(zb.read_object_attributes(self._g, name))
+        """Dense per-object values, aligned with :attr:`object_ids` (category codes for strings)."""
+        values = self._object_values[name]
+        if values.dtype.kind in "US":
+            info = next(a for a in self.object_attributes if a.name == name)
+            return np.searchsorted(np.asarray(info.categories, dtype=values.dtype), values).astype(info.dtype)
+        return values
 
     def _require_chunk(self, array: str, cell: Cell) -> None:
         key = ".".join(map(str, cell))
