@@ -1,4 +1,4 @@
-"""Command line: ``zvfs mount|umount|serve|export|sample``."""
+"""zvfs: Zarr Vector Format stores as read-only Neuroglancer precomputed trees (mount, serve, export)."""
 from __future__ import annotations
 
 import argparse
@@ -40,12 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("mount", help="mount a ZVF store read-only as a Neuroglancer precomputed tree")
-    p.add_argument("store")
-    p.add_argument("mountpoint")
+    p.add_argument("store", help="ZVF store (directory, usually *.zarrvectors)")
+    p.add_argument("mountpoint", help="empty directory")
     p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
     p.add_argument("-o", dest="options", default="", metavar="OPTS",
                    help="FUSE options, comma separated (e.g. allow_other)")
-    p.add_argument("--log-file", default=None, help="daemon log (background mode; default beside the mount)")
+    p.add_argument("--log-file", default=None, help="daemon log in background mode (default /tmp/zvfs-<mountpoint>.log)")
     _cache_arg(p)
 
     p = sub.add_parser("umount", help="unmount, also a stale mount left by a killed daemon")
@@ -53,13 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve a store (or any directory) over HTTP with CORS and Range")
     p.add_argument("source", metavar="STORE_OR_DIR")
-    p.add_argument("--port", type=int, default=9123)
-    p.add_argument("--bind", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9123, help="TCP port (default 9123; 0 picks a free one)")
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     _cache_arg(p)
 
     p = sub.add_parser("export", help="write the tree as real files")
-    p.add_argument("store")
-    p.add_argument("outdir")
+    p.add_argument("store", help="ZVF store")
+    p.add_argument("outdir", help="new or empty directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _cache_arg(p)
 
