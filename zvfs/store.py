@@ -21,6 +21,7 @@ from .cache import Memo
 from .errors import StoreError
 
 FRAGMENT_CACHE_BYTES = 32 * 2**20
+CELL_CACHE_BYTES = 64 * 2**20
 
 Cell = tuple[int, ...]
 
@@ -52,6 +53,10 @@ class CellData:
     attributes: dict[str, np.ndarray]  # name -> (N,) or (N, C)
     owners: np.ndarray | None  # (N,) int64 object id per row, or None without an object index
     fragments: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # (F, 2) start, count
+
+    def nbytes(self) -> int:
+        arrays = [self.positions, self.fragments, *self.attributes.values()]
+        return sum(a.nbytes for a in arrays) + (0 if self.owners is None else self.owners.nbytes) + 256
 
 
 def is_zvf_store(path: str) -> bool:
@@ -120,6 +125,7 @@ class LevelReader:
         self._g = level.store
         self._lock = lock
         self._fragments: Memo[np.ndarray] = Memo(FRAGMENT_CACHE_BYTES, getsizeof=lambda a: a.nbytes + 64)
+        self._cells: Memo[CellData] = Memo(CELL_CACHE_BYTES, getsizeof=CellData.nbytes)
 
     def _where(self, what: str) -> str:
         return f"{self.store.path}: level {self.index}: {what}"
@@ -236,6 +242,10 @@ class LevelReader:
     def _cell_set(self) -> frozenset[Cell]:
         return frozenset(self.cells)
 
+    def cell(self, cell: Cell) -> CellData:
+        """:meth:`read_cell` with every attribute, kept in a bounded cache."""
+        return self._cells.get(cell, lambda: self.read_cell(cell))
+
     def read_cell(self, cell: Cell, attributes: Sequence[str] | None = None) -> CellData:
         """Positions, per-vertex attributes and owning object of every row of one cell."""
         names = [a.name for a in self.vertex_attributes] if attributes is None else list(attributes)
@@ -281,12 +291,10 @@ class LevelReader:
     @cached_property
     def _manifest_inversion(self) -> dict[Cell, list[tuple[int, int]]]:
         """cell -> [(fragment, object id)] from every manifest of the level (when no owner index)."""
-        with self._lock:
-            manifests = zb.read_all_object_manifests(self._g)
         inv: dict[Cell, list[tuple[int, int]]] = {}
-        for oid, manifest in zip(self.object_ids.tolist(), manifests):
+        for oid, manifest in zip(self.object_ids.tolist(), self.manifests()):
             for cell, frag in manifest:
-                inv.setdefault(tuple(int(c) for c in cell), []).append((int(frag), oid))
+                inv.setdefault(cell, []).append((frag, oid))
         return inv
 
     def object_fragments(self, oid: int) -> list[tuple[Cell, int]]:
@@ -294,3 +302,26 @@ class LevelReader:
         with self._lock:
             manifest = zb.read_object_manifests(self._g, ids=[int(oid)]).get(int(oid), [])
         return [(tuple(int(c) for c in cell), int(frag)) for cell, frag in manifest]
+
+    # -- connectivity (graph, skeleton, mesh, and joins of polylines/lines across cells)
+    @cached_property
+    def link_attribute_names(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(sorted(self._level.attribute_names("link")))
+
+    def links(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every link record of the level: (cells (M, L, D), rows (M, L)), endpoints in written order."""
+        with self._lock:
+            cells, rows = zb.read_link_arrays(self._g, delta=0)
+        return np.asarray(cells, np.int64), np.asarray(rows, np.int64)
+
+    def link_attribute(self, name: str) -> np.ndarray:
+        """Per-link values, row i belonging to record i of :meth:`links`."""
+        with self._lock:
+            return np.asarray(zb.read_link_attributes(self._g, name, delta=0))
+
+    def manifests(self) -> list[list[tuple[Cell, int]]]:
+        """Every object's (cell, fragment) pieces, aligned with :attr:`object_ids`."""
+        with self._lock:
+            manifests = zb.read_all_object_manifests(self._g)
+        return [[(tuple(int(c) for c in cell), int(frag)) for cell, frag in m] for m in manifests]

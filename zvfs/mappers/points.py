@@ -13,20 +13,14 @@ from typing import Iterable
 
 import numpy as np
 
-from ..cache import Memo
 from ..encoders import annotations as enc
-from ..properties import Column, columns
-from ..store import CellData, ZVFStore
+from ..properties import columns
+from ..store import ZVFStore
 from ..units import dimensions
 from .annotation_layer import relationship_key
 from .common import Cell, Grid, SegmentIds, shuffle_order
 
-CELL_CACHE_BYTES = 64 * 2**20
 RELATIONSHIP = "object"
-
-
-def _cell_nbytes(cell: CellData) -> int:
-    return cell.positions.nbytes + sum(a.nbytes for a in cell.attributes.values()) + 256
 
 
 class PointSource:
@@ -45,11 +39,6 @@ class PointSource:
         rels = (RELATIONSHIP,) if self.level.has_objects else ()
         self.schema = enc.AnnotationSchema("point", len(store.axes), props, rels)
         self.schema.check()
-        self._cells: Memo[CellData] = Memo(CELL_CACHE_BYTES, getsizeof=_cell_nbytes)
-
-    # -- store access
-    def _data(self, cell: Cell) -> CellData:
-        return self._cells.get(cell, lambda: self.level.read_cell(cell))
 
     @cached_property
     def _offsets(self) -> np.ndarray:
@@ -67,7 +56,7 @@ class PointSource:
 
     def _batch(self, cell: Cell, rows: np.ndarray) -> enc.Annotations:
         """Annotations for some rows of one ZVF cell."""
-        data = self._data(cell)
+        data = self.level.cell(cell)
         ids = self._offsets[self._cell_index[cell]] + rows + 1
         props = {c.prop.id: c.values(data.attributes)[rows] for c in self.vertex_columns}
         if self.object_columns:
