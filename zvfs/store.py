@@ -150,9 +150,20 @@ class LevelReader:
             names = sorted(self._level.attribute_names("vertex"))
             return tuple(self._attribute_info(n) for n in names)
 
+    def _attribute(self, name: str) -> AttributeInfo:
+        return next(a for a in self.vertex_attributes if a.name == name)
+
     def _attribute_info(self, name: str) -> AttributeInfo:
         meta = self._g.read_array_meta(f"vertex_attributes/{name}")
         dtype, ncols = zb.attribute_layout(self._g, name)
+        if int(ncols) == 1 and self.cells:
+            # zarr-vectors 0.9.2 writes multi-channel attributes of mesh/graph/polyline stores flat
+            # with row_shape []: the channel count shows only as rows per vertex.
+            cell = self.cells[0]
+            rows = len(np.concatenate(zb.read_chunk_attributes(self._g, name, cell)))
+            vertices = self.count(cell)
+            if vertices and rows != vertices and rows % vertices == 0:
+                ncols = rows // vertices
         return AttributeInfo(
             name=name,
             dtype=np.dtype(dtype),
@@ -263,6 +274,9 @@ class LevelReader:
         if int(frags[:, 1].sum()) != n:
             raise StoreError(self._where(f"cell {cell}: fragment index covers {frags[:, 1].sum()} rows, buffer has {n}"))
         for name, col in attrs.items():
+            channels = self._attribute(name).channels
+            if col.ndim == 1 and channels > 1 and len(col) == n * channels:
+                attrs[name] = col = col.reshape(n, channels)  # stored flat, see _attribute_info
             if len(col) != n:
                 raise StoreError(self._where(f"cell {cell}: attribute {name!r} has {len(col)} rows, expected {n}"))
         owners = None
