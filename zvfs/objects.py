@@ -71,26 +71,39 @@ class ObjectTable:
         return owner, local
 
     @cached_property
-    def _links(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Link records grouped by object: (record order sorted by object, object row per sorted
-        record, object-local endpoint indices per sorted record); records spanning objects dropped."""
+    def records(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every link record of the level: endpoint cells (M, L, D), rows in those cells (M, L), and
+        the object row owning all its endpoints (-1 for a record spanning objects or shared rows)."""
         cells, rows = self.level.links()
         if not rows.size:
-            empty = np.zeros(0, np.int64)
-            return empty, empty, np.zeros((0, 2), np.int64)
+            return np.zeros((0, 2, len(self.level.store.axes)), np.int64), np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
+        own = self.owner_of(cells, rows)
+        whole = (own[:, 0] >= 0) & (own == own[:, :1]).all(1)
+        return cells, rows, np.where(whole, own[:, 0], -1)
+
+    def _global(self, cells: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Level-wide row numbers of (cell, row) endpoints."""
         flat = cells.reshape(-1, cells.shape[-1])
         uniq, inverse = np.unique(flat, axis=0, return_inverse=True)
         base = np.asarray([self._cell_offsets.get(tuple(c), -1) for c in uniq.tolist()], np.int64)
         if (base < 0).any():
             bad = uniq[np.flatnonzero(base < 0)[0]].tolist()
             raise ValueError(f"level {self.level.index}: a link record points into empty cell {bad}")
-        glob = (base[inverse.reshape(-1)] + rows.reshape(-1)).reshape(rows.shape)
-        owner, local = self._owner
-        own = owner[glob]
-        whole = (own[:, 0] >= 0) & (own == own[:, :1]).all(1)
-        records = np.flatnonzero(whole)
-        order = records[np.argsort(own[records, 0], kind="stable")]
-        return order, own[order, 0], local[glob[order]]
+        return (base[inverse.reshape(-1)] + rows.reshape(-1)).reshape(rows.shape)
+
+    def owner_of(self, cells: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Object row owning each (cell, row) endpoint (-1 none, -2 shared)."""
+        return self._owner[0][self._global(cells, rows)]
+
+    @cached_property
+    def _links(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Records wholly inside one object, grouped by object: (record indices, their object rows,
+        object-local endpoint indices)."""
+        cells, rows, owner = self.records
+        records = np.flatnonzero(owner >= 0)
+        order = records[np.argsort(owner[records], kind="stable")]
+        local = self._owner[1][self._global(cells[order], rows[order])] if len(order) else np.zeros((0, 2), np.int64)
+        return order, owner[order], local
 
     def row_of(self, oid: int) -> int | None:
         k = int(np.searchsorted(self.ids, oid))

@@ -7,6 +7,8 @@ from ..errors import StoreError
 from ..store import ZVFStore
 from ..tree import Dir
 from .annotation_layer import annotation_dir
+from .graphs import EdgeItems
+from .lines import ObjectItems
 from .points import PointSource
 
 
@@ -14,8 +16,24 @@ def _point_cloud(store: ZVFStore) -> Dir:
     return Dir({"annotations": annotation_dir(PointSource(store))})
 
 
+def _line(store: ZVFStore) -> Dir:
+    return Dir({"annotations": annotation_dir(ObjectItems(store, "line"))})
+
+
+def _polyline(store: ZVFStore) -> Dir:
+    return Dir({"annotations": annotation_dir(ObjectItems(store, "polyline"))})
+
+
+def _graph(store: ZVFStore) -> Dir:
+    return Dir({"annotations": annotation_dir(EdgeItems(store))})
+
+
 MAPPERS: dict[str, Callable[[ZVFStore], Dir]] = {
     "point_cloud": _point_cloud,
+    "line": _line,
+    "polyline": _polyline,
+    "streamline": _polyline,
+    "graph": _graph,
 }
 
 

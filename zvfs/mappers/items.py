@@ -1,0 +1,157 @@
+"""Annotation sources whose annotations are items spanning several vertices (lines, polylines,
+graph edges): the item table, the spatial index and the relationship index shared by all of them.
+
+Each item is listed in every ZVF cell that holds one of its vertices, so it is drawn wherever it
+passes (the client may draw it once per visible cell; identical overdraw is invisible). Within a
+cell the items are shuffled by id, so a drawn prefix is a uniform sample.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from functools import cached_property
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..encoders import annotations as enc
+from ..properties import Column
+from ..store import ZVFStore
+from ..units import dimensions
+from .annotation_layer import relationship_key
+from .common import Cell, Grid, SegmentIds, shuffle_order
+
+RELATIONSHIP = "object"
+
+
+class ItemSource(ABC):
+    """An :class:`~zvfs.mappers.annotation_layer.AnnotationSource` over a table of items.
+
+    Subclasses give, per item (row ``i`` of the table): its annotation id (:attr:`item_ids`,
+    sorted, never 0), its cells and vertex count (:meth:`item_cells`), the object it belongs to
+    (:attr:`item_objects`, or None) and a batch of items as annotations (:meth:`batch`).
+    """
+
+    schema: enc.AnnotationSchema
+    columns: list[Column]
+
+    def __init__(self, store: ZVFStore, level_index: int = 0) -> None:
+        self.store = store
+        self.level = store.levels[level_index]
+        self.grid = Grid.of(store, self.level)
+        self.segments = SegmentIds(self.level)
+
+    # -- what a geometry type provides
+    @property
+    @abstractmethod
+    def item_ids(self) -> np.ndarray: ...
+
+    @abstractmethod
+    def item_cells(self) -> tuple[list[list[Cell]], np.ndarray]:
+        """Per item: the ZVF cells holding its vertices; and its vertex count (for polylines)."""
+
+    @property
+    def item_objects(self) -> np.ndarray | None:
+        return None
+
+    @abstractmethod
+    def batch(self, items: np.ndarray) -> enc.Annotations:
+        """Annotations of table rows ``items`` (geometry, properties, ids; related ids for by_id)."""
+
+    def make_schema(self, annotation_type: str, props: Sequence[enc.Property], with_objects: bool) -> None:
+        self.schema = enc.AnnotationSchema(annotation_type, len(self.store.axes), tuple(props),
+                                           (RELATIONSHIP,) if with_objects else ())
+        self.schema.check()
+
+    def related_of(self, items: np.ndarray) -> list[list[np.ndarray]]:
+        if not self.schema.relationships:
+            return []
+        objects = self.item_objects[items]
+        return [[self.segments.of(objects[k:k + 1]) if objects[k] >= 0 else np.zeros(0, np.uint64)]
+                for k in range(len(items))]
+
+    # -- indexes
+    @cached_property
+    def _table(self) -> tuple[list[list[Cell]], np.ndarray]:
+        return self.item_cells()
+
+    @cached_property
+    def _by_cell(self) -> dict[Cell, np.ndarray]:
+        members: dict[Cell, list[int]] = {}
+        for i, cells in enumerate(self._table[0]):
+            for c in cells:
+                members.setdefault(c, []).append(i)
+        ids = self.item_ids
+        return {c: (rows := np.asarray(m, np.int64))[shuffle_order(ids[rows])] for c, m in sorted(members.items())}
+
+    @cached_property
+    def _by_object(self) -> tuple[np.ndarray, np.ndarray]:
+        """(item rows sorted by object, their objects)."""
+        objects = self.item_objects
+        order = np.argsort(objects, kind="stable")
+        return order, objects[order]
+
+    def _vertices(self, rows: np.ndarray) -> int:
+        return int(self._table[1][rows].sum()) if self.schema.polyline else 0
+
+    # -- AnnotationSource
+    def info(self) -> dict:
+        return enc.info(self.schema, dimensions(self.store.axes, self.store.path), self.grid.lower,
+                        self.grid.upper, self.spatial_levels(),
+                        {r: relationship_key(r) for r in self.schema.relationships})
+
+    def spatial_levels(self) -> list[enc.SpatialLevel]:
+        limit = max((len(r) for r in self._by_cell.values()), default=1)
+        return [enc.SpatialLevel("spatial0", self.grid.shape, self.grid.chunk, limit)]
+
+    def cells(self, level: int) -> Iterable[Cell]:
+        return (self.grid.to_spatial(c) for c in self._by_cell)
+
+    def _rows_in(self, cell: Cell) -> np.ndarray | None:
+        zcell = self.grid.to_zvf(cell)
+        return None if zcell is None else self._by_cell.get(zcell)
+
+    def cell_extent(self, level: int, cell: Cell) -> tuple[int, int] | None:
+        rows = self._rows_in(cell)
+        return None if rows is None else (len(rows), self._vertices(rows))
+
+    def cell(self, level: int, cell: Cell) -> enc.Annotations:
+        return self.batch(self._rows_in(cell))
+
+    def ids(self) -> Iterable[int]:
+        return (int(i) for i in self.item_ids)
+
+    def _row(self, aid: int) -> int | None:
+        k = int(np.searchsorted(self.item_ids, aid))
+        return k if k < len(self.item_ids) and self.item_ids[k] == aid else None
+
+    def annotation_extent(self, aid: int) -> tuple[list[int], int] | None:
+        k = self._row(aid)
+        if k is None:
+            return None
+        related = [int(self.item_objects[k] >= 0)] * len(self.schema.relationships)
+        return related, self._vertices(np.asarray([k]))
+
+    def annotation(self, aid: int) -> enc.Annotations:
+        rows = np.asarray([self._row(aid)])
+        ann = self.batch(rows)
+        ann.related = self.related_of(rows)
+        return ann
+
+    def related_ids(self, relationship: str) -> Iterable[int]:
+        present = np.unique(self.item_objects[self.item_objects >= 0])
+        return (int(s) for s in np.sort(self.segments.of(present)))
+
+    def _object_items(self, segment: int) -> np.ndarray | None:
+        oid = self.segments.object_of(segment)
+        if oid is None:
+            return None
+        order, objects = self._by_object
+        rows = order[np.searchsorted(objects, oid):np.searchsorted(objects, oid, side="right")]
+        return rows if len(rows) else None
+
+    def related_extent(self, relationship: str, segment: int) -> tuple[int, int] | None:
+        rows = self._object_items(segment)
+        return None if rows is None else (len(rows), self._vertices(rows))
+
+    def related(self, relationship: str, segment: int) -> enc.Annotations:
+        return self.batch(self._object_items(segment))
