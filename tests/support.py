@@ -174,3 +174,91 @@ def relative_paths(root: Path) -> tuple[list[str], list[str]]:
 def read_files(root: Path) -> dict[str, bytes]:
     """relative path -> bytes of every file under ``root``."""
     return {rel: (root / rel).read_bytes() for rel in relative_paths(root)[1]}
+
+
+# -- stores of connected geometry (tiny 4x4x4 grid of 25-unit chunks, so objects cross seams) -----
+
+def small_schema(kind: str, unit: str = "nanometer") -> zv.Schema:
+    axes = tuple(zv.Axis(name, unit) for name in "xyz")
+    return zv.Schema(bounds=([0, 0, 0], [100, 100, 100]), kind=kind, axes=axes,
+                     layout=zv.Layout(cell_size=(25, 25, 25), subcells=4))
+
+
+def walk(rng: np.random.Generator, n: int, step: float = 6.0) -> np.ndarray:
+    """A random walk of ``n`` vertices inside the store bounds (crosses chunks)."""
+    return np.clip(rng.uniform(20, 80, 3) + np.cumsum(rng.normal(0, step, (n, 3)), 0), 0.5, 99.5).astype(np.float32)
+
+
+def object_attributes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Per-object attributes of several dtypes, strings included."""
+    return {"score": rng.random(n).astype(np.float32), "weight64": rng.random(n),
+            "count": rng.integers(-1000, 1000, n).astype(np.int32), "tag": rng.integers(0, 60000, n).astype(np.uint16),
+            "big": rng.integers(0, 10**6, n).astype(np.int64),
+            "tissue": np.array(["cortex", "white matter", "thalamus"])[rng.integers(0, 3, n)]}
+
+
+def build_polylines(path: Path, kind: str = "streamline", lengths: tuple[int, ...] = (2, 3, 5, 30, 60, 120),
+                    seed: int = 0) -> tuple[Path, list[np.ndarray], dict[str, list[np.ndarray]]]:
+    """Polylines of the given vertex counts, with per-vertex and per-object attributes and groups."""
+    rng = np.random.default_rng(seed)
+    lines = [walk(rng, n) for n in lengths]
+    vertex = {"fa": [rng.random(len(p)).astype(np.float32) for p in lines],
+              "label": [rng.integers(0, 7, len(p)).astype(np.uint8) for p in lines]}
+    ds = zv.create(str(path), schema=small_schema(kind))
+    ds.add_polylines(lines, streamlines=kind == "streamline", attributes=vertex,
+                     object_attributes=object_attributes(rng, len(lines)),
+                     groups={0: list(range(0, len(lines), 2)), 1: list(range(1, len(lines), 2))})
+    return path, lines, vertex
+
+
+def build_lines(path: Path, n: int = 400, seed: int = 0) -> Path:
+    """Short lines, many crossing a chunk seam, with per-endpoint and per-object attributes."""
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(1, 99, (n, 3))
+    ends = np.stack([a, np.clip(a + rng.normal(0, 10, (n, 3)), 0.5, 99.5)], 1).astype(np.float32)
+    ds = zv.create(str(path), schema=small_schema("line"))
+    ds.add_lines(ends, attributes={"w": rng.random((n, 2)).astype(np.float32),
+                                   "k": rng.integers(-300, 300, (n, 2)).astype(np.int16)},
+                 object_attributes=object_attributes(rng, n))
+    return path
+
+
+def build_graph(path: Path, objects: int = 3, per: int = 80, seed: int = 0) -> tuple[Path, np.ndarray, np.ndarray, dict]:
+    """Graphs (one per object) linking each node to its two nearest later nodes, with node, edge and
+    object attributes; returns the store and the written nodes, edges and edge attributes."""
+    rng = np.random.default_rng(seed)
+    pts, edges, owner = [], [], []
+    for o in range(objects):
+        p = walk(rng, per, 4.0)
+        for i in range(per):
+            d = np.linalg.norm(p - p[i], axis=1)
+            d[: i + 1] = np.inf
+            edges += [[o * per + i, o * per + j] for j in np.argsort(d)[:2] if np.isfinite(d[j])]
+        pts.append(p)
+        owner.append(np.full(per, o))
+    P, E = np.concatenate(pts), np.unique(np.asarray(edges, np.int64), axis=0)
+    edge_attributes = {"length": np.linalg.norm(P[E[:, 0]] - P[E[:, 1]], axis=1).astype(np.float32),
+                       "kind": rng.integers(0, 4, len(E)).astype(np.uint8)}
+    ds = zv.create(str(path), schema=small_schema("graph"))
+    ds.add_graph(P, E, object_ids=np.concatenate(owner),
+                 attributes={"degree": np.bincount(E.ravel(), minlength=len(P)).astype(np.int32)},
+                 edge_attributes=edge_attributes, object_attributes=object_attributes(rng, objects))
+    return path, P, E, edge_attributes
+
+
+FRONT_ENDS = ("fuse", "http", "export")
+
+
+def tree_urls(front_end: str, stores: dict[str, Path], tmp: Path, stack) -> dict[str, str]:
+    """name -> URL (ending in /) of each store's tree through one real front end: a background
+    mount (file://), ``zvfs serve`` (http://) or a ``zvfs export`` copy (file://)."""
+    urls = {}
+    for name, store in stores.items():
+        if front_end == "fuse":
+            urls[name] = f"file://{stack.enter_context(mounted(store, tmp / name))}/"
+        elif front_end == "http":
+            urls[name] = stack.enter_context(served(store, tmp / f"{name}.log"))[1]
+        else:
+            zvfs("export", "--no-progress", str(store), str(tmp / name))
+            urls[name] = f"file://{tmp / name}/"
+    return urls
