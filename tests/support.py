@@ -262,3 +262,45 @@ def tree_urls(front_end: str, stores: dict[str, Path], tmp: Path, stack) -> dict
             zvfs("export", "--no-progress", str(store), str(tmp / name))
             urls[name] = f"file://{tmp / name}/"
     return urls
+
+
+def build_skeletons(path: Path, sizes: tuple[int, ...] = (1, 2, 40, 150), seed: int = 0) -> tuple[Path, dict]:
+    """Branching trees ([child, parent] edges) of the given sizes, one per object, with a float
+    radius and a uint8 SWC type per vertex and a ``segment_id``, a name and a volume per object;
+    returns the store and what was written."""
+    rng = np.random.default_rng(seed)
+    pts, edges, owner = [], [], []
+    base = 0
+    for o, n in enumerate(sizes):
+        pos = [rng.uniform(20, 80, 3)]
+        for i in range(1, n):
+            parent = i - 1 if i % 17 else int(rng.integers(0, i))
+            pos.append(np.clip(pos[parent] + rng.normal(0, 5, 3), 0.5, 99.5))
+            edges.append([base + i, base + parent])
+        pts.append(np.asarray(pos, np.float32))
+        owner.append(np.full(n, o))
+        base += n
+    P, O = np.concatenate(pts), np.concatenate(owner)
+    E = np.asarray(edges, np.int64).reshape(-1, 2)
+    written = {"positions": P, "edges": E, "objects": O,
+               "radius": rng.uniform(0.5, 3, len(P)).astype(np.float32),
+               "swc_type": rng.integers(0, 8, len(P)).astype(np.uint8),
+               "segment_id": np.arange(len(sizes), dtype=np.uint64) * 1000 + 7}
+    ds = zv.create(str(path), schema=small_schema("skeleton", "micrometer"))
+    ds.add_graph(P, E, object_ids=O, tree=True,
+                 attributes={"radius": written["radius"], "swc_type": written["swc_type"]},
+                 object_attributes={"segment_id": written["segment_id"],
+                                    "name": np.array([f"neuron {k}" for k in range(len(sizes))]),
+                                    "volume": rng.random(len(sizes)).astype(np.float32)})
+    return path, written
+
+
+def fetch(url: str) -> bytes:
+    """The bytes at a file:// or http:// URL (through whichever front end serves it)."""
+    if url.startswith("file://"):
+        return Path(url[len("file://"):]).read_bytes()
+    import requests
+
+    resp = requests.get(url, timeout=TIMEOUT)
+    assert resp.status_code == 200, (url, resp.status_code)
+    return resp.content

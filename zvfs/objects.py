@@ -118,20 +118,23 @@ class ObjectTable:
         k = self.row_of(oid)
         return 0 if k is None else sum(count for _, _, count in self._pieces[k])
 
-    def geometry(self, oid: int) -> ObjectGeometry:
-        """The whole object (raises KeyError for an id the level does not hold)."""
+    def connectivity(self, oid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """An object's shape without its vertex data: rows per fragment, object-local link
+        endpoints (E, L) and their record indices (raises KeyError for an absent id)."""
         k = self.row_of(oid)
         if k is None:
             raise KeyError(oid)
-        pieces = self._pieces[k]
-        datas = [(self.level.cell(cell), start, count) for cell, start, count in pieces]
+        order, owners, local = self._links
+        lo, hi = np.searchsorted(owners, k), np.searchsorted(owners, k, side="right")
+        return np.asarray([c for _, _, c in self._pieces[k]], np.int64), local[lo:hi], order[lo:hi]
+
+    def geometry(self, oid: int) -> ObjectGeometry:
+        """The whole object (raises KeyError for an id the level does not hold)."""
+        pieces, links, records = self.connectivity(oid)
+        datas = [(self.level.cell(cell), start, count) for cell, start, count in self._pieces[self.row_of(oid)]]
         dim = len(self.level.store.axes)
         positions = (np.concatenate([d.positions[s:s + c] for d, s, c in datas]) if datas
                      else np.zeros((0, dim), np.float32))
-        names = [a.name for a in self.level.vertex_attributes]
-        attributes = {name: np.concatenate([d.attributes[name][s:s + c] for d, s, c in datas]) for name in names} \
-            if datas else {}
-        order, owners, local = self._links
-        lo, hi = np.searchsorted(owners, k), np.searchsorted(owners, k, side="right")
-        return ObjectGeometry(positions, attributes, np.asarray([c for _, _, c in pieces], np.int64),
-                              local[lo:hi], order[lo:hi])
+        attributes = {a.name: np.concatenate([d.attributes[a.name][s:s + c] for d, s, c in datas])
+                      for a in self.level.vertex_attributes} if datas else {}
+        return ObjectGeometry(positions, attributes, pieces, links, records)

@@ -39,7 +39,8 @@ class Column:
         return raw.astype(dtype)
 
 
-def _property_id(name: str, taken: set[str]) -> str:
+def unique_id(name: str, taken: set[str]) -> str:
+    """``name`` as an identifier (letters, digits, ``_``; starts with a letter) not in ``taken``."""
     pid = _ID.sub("_", name) or "p"
     if not pid[0].isalpha():
         pid = "p_" + pid
@@ -75,19 +76,19 @@ def columns(attrs: Iterable[AttributeInfo], scope: str, taken: set[str] | None =
     out: list[Column] = []
     for a in attrs:
         if a.categories:
-            out.append(Column(Property(_property_id(a.name, taken), _scalar_type(a.dtype), _description(a, scope),
+            out.append(Column(Property(unique_id(a.name, taken), _scalar_type(a.dtype), _description(a, scope),
                                        tuple(range(len(a.categories))), a.categories), a.name))
         elif a.dtype == np.uint8 and a.channels in (3, 4):
-            out.append(Column(Property(_property_id(a.name, taken), "rgb" if a.channels == 3 else "rgba",
+            out.append(Column(Property(unique_id(a.name, taken), "rgb" if a.channels == 3 else "rgba",
                                        _description(a, scope)), a.name))
         elif a.dtype == np.bool_:
-            out.append(Column(Property(_property_id(a.name, taken), "uint8", _description(a, scope),
+            out.append(Column(Property(unique_id(a.name, taken), "uint8", _description(a, scope),
                                        (0, 1), ("false", "true")), a.name))
         elif a.channels == 1:
-            out.append(Column(Property(_property_id(a.name, taken), _scalar_type(a.dtype), _description(a, scope)), a.name))
+            out.append(Column(Property(unique_id(a.name, taken), _scalar_type(a.dtype), _description(a, scope)), a.name))
         else:
             for c in range(a.channels):
                 label = a.channel_names[c] if c < len(a.channel_names) else str(c)
-                out.append(Column(Property(_property_id(f"{a.name}_{label}", taken), _scalar_type(a.dtype),
+                out.append(Column(Property(unique_id(f"{a.name}_{label}", taken), _scalar_type(a.dtype),
                                            _description(a, scope, label)), a.name, c))
     return out

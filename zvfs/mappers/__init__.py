@@ -10,6 +10,7 @@ from .annotation_layer import annotation_dir
 from .graphs import EdgeItems
 from .lines import ObjectItems
 from .points import PointSource
+from .skeletons import SkeletonSource, skeleton_dir
 
 
 def _point_cloud(store: ZVFStore) -> Dir:
@@ -21,11 +22,17 @@ def _line(store: ZVFStore) -> Dir:
 
 
 def _polyline(store: ZVFStore) -> Dir:
-    return Dir({"annotations": annotation_dir(ObjectItems(store, "polyline"))})
+    return Dir({"annotations": annotation_dir(ObjectItems(store, "polyline")),
+                "skeletons": skeleton_dir(SkeletonSource(store))})
 
 
 def _graph(store: ZVFStore) -> Dir:
-    return Dir({"annotations": annotation_dir(EdgeItems(store))})
+    return Dir({"annotations": annotation_dir(EdgeItems(store)),
+                "skeletons": skeleton_dir(SkeletonSource(store))})
+
+
+def _skeleton(store: ZVFStore) -> Dir:
+    return Dir({"skeletons": skeleton_dir(SkeletonSource(store))})
 
 
 MAPPERS: dict[str, Callable[[ZVFStore], Dir]] = {
@@ -34,6 +41,7 @@ MAPPERS: dict[str, Callable[[ZVFStore], Dir]] = {
     "polyline": _polyline,
     "streamline": _polyline,
     "graph": _graph,
+    "skeleton": _skeleton,
 }
 
 

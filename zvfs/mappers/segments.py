@@ -1,0 +1,69 @@
+"""Per-object attributes -> Neuroglancer segment properties (shown in a segmentation layer's
+segment list, searchable and filterable).
+
+- label: the object's ``label`` or ``name`` string attribute when there is one, else ``object <id>``;
+- other string (or categorical) attributes -> tags ``<attribute>=<value>`` (spaces become ``_``);
+- numeric attributes -> number properties (float64 -> float32; 64-bit integers -> int32/uint32
+  when every value fits, else float32); multi-channel attributes -> one number per channel;
+- a float attribute holding NaN (ZVF's "absent" fill) is left out: JSON cannot carry NaN and the
+  client would read it as 0.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ..encoders.segment_properties import SegmentProperty, info
+from ..store import LevelReader
+from .common import SegmentIds
+
+LABEL_NAMES = ("label", "name")
+_TAG_UNSAFE = re.compile(r"[\s#]+")
+
+
+def _number(name: str, values: np.ndarray) -> SegmentProperty | None:
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            return None
+        return SegmentProperty(name, "number", values.astype(np.float32).tolist(), data_type="float32")
+    if values.dtype.kind == "b":
+        values = values.astype(np.uint8)
+    for dtype in ("int32", "uint32") if values.dtype.itemsize > 4 else (values.dtype.name,):
+        info_ = np.iinfo(dtype)
+        if not len(values) or (values.min() >= info_.min and values.max() <= info_.max):
+            return SegmentProperty(name, "number", values.astype(dtype).tolist(), data_type=dtype)
+    return SegmentProperty(name, "number", values.astype(np.float32).tolist(), data_type="float32")
+
+
+def segment_properties(level: LevelReader, segments: SegmentIds) -> dict:
+    """The inline segment-properties ``info`` for every object of ``level``."""
+    oids = level.object_ids
+    props: list[SegmentProperty | None] = []
+    labels = [f"object {o}" for o in oids.tolist()]
+    tags: list[str] = []
+    tag_values: list[list[int]] = [[] for _ in oids]
+    for attr in level.object_attributes:
+        if attr.name == SegmentIds.ATTRIBUTE:
+            continue
+        values = np.asarray(level.object_attribute(attr.name))
+        if attr.categories:
+            strings = np.asarray(attr.categories, dtype=object)[values.astype(np.int64)]
+            if attr.name.lower() in LABEL_NAMES:
+                labels = [str(s) for s in strings]
+                continue
+            for k, s in enumerate(strings):
+                tag = f"{attr.name}={_TAG_UNSAFE.sub('_', str(s))}"
+                if tag not in tags:
+                    tags.append(tag)
+                tag_values[k].append(tags.index(tag))
+        elif values.ndim > 1:
+            for c in range(values.shape[1]):
+                name = attr.channel_names[c] if c < len(attr.channel_names) else str(c)
+                props.append(_number(f"{attr.name}_{name}", values[:, c]))
+        else:
+            props.append(_number(attr.name, values))
+    props = [SegmentProperty("label", "label", labels), *filter(None, props)]
+    if tags:
+        props.append(SegmentProperty("tags", "tags", [sorted(t) for t in tag_values], tags=tags))
+    return info(segments.of(oids).tolist(), props)

@@ -1,0 +1,111 @@
+"""ZVF ``skeleton``, ``graph``, ``polyline`` and ``streamline`` objects -> precomputed skeletons.
+
+One skeleton per object, named by its segment id (the ``segment_id`` object attribute when usable,
+else object id + 1). Edges: skeletons use their [child, parent] tree (parent = previous row within
+a stored fragment, overridden by explicit link records); graphs their explicit edges; polylines and
+streamlines join consecutive vertices (an unbranched skeleton). Every numeric per-vertex attribute
+becomes a float32 vertex attribute (the only type the client renders); more than 4 channels are
+split. ``transform`` scales store units to nanometres. ``segment_properties/`` lists every object.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from ..encoders import skeletons as enc
+from ..objects import ObjectTable
+from ..properties import unique_id
+from ..store import ZVFStore
+from ..tree import Dir, File
+from ..units import si_unit
+from .annotation_layer import json_file, parse_uint
+from .common import SegmentIds
+from .segments import segment_properties
+
+MAX_COMPONENTS = 4
+PROPERTIES_DIR = "segment_properties"
+
+
+def to_nanometres(store: ZVFStore) -> list[float]:
+    """Row-major 3x4 transform from store units to nanometres (unit-less axes kept as they are)."""
+    scales = []
+    for axis in store.axes:
+        scale, unit = si_unit(axis.unit)
+        scales.append(float(f"{scale / 1e-9:.12g}") if unit == "m" else 1.0)  # 1e-6/1e-9 is not 1000.0
+    return [v for i, s in enumerate(scales) for v in [s * (i == j) for j in range(3)] + [0.0]]
+
+
+class SkeletonSource:
+    """Skeleton files over the objects of one level."""
+
+    def __init__(self, store: ZVFStore) -> None:
+        if len(store.axes) != 3:
+            raise ValueError(f"{store.path}: skeletons need 3 spatial axes, store has {len(store.axes)}")
+        self.store = store
+        self.kind = store.kind
+        self.level = store.levels[0]
+        self.objects = ObjectTable(self.level)
+        self.segments = SegmentIds(self.level)
+        taken: set[str] = set()
+        self.attributes: list[tuple[enc.VertexAttribute, str, slice]] = []
+        for a in self.level.vertex_attributes:
+            for start in range(0, a.channels, MAX_COMPONENTS):
+                width = min(MAX_COMPONENTS, a.channels - start)
+                name = a.name if a.channels <= MAX_COMPONENTS else f"{a.name}_{start}"
+                spec = enc.VertexAttribute(unique_id(name, taken), "float32", width)
+                self.attributes.append((spec, a.name, slice(start, start + width)))
+
+    @property
+    def spec(self) -> list[enc.VertexAttribute]:
+        return [s for s, _, _ in self.attributes]
+
+    def info(self) -> dict:
+        return enc.info(self.spec, transform=to_nanometres(self.store), segment_properties=PROPERTIES_DIR)
+
+    def edges(self, oid: int) -> np.ndarray:
+        """(E, 2) object-local edges, from the object's shape alone (no vertex data read)."""
+        pieces, links, _ = self.objects.connectivity(oid)
+        n = int(pieces.sum())
+        if self.kind == "graph":
+            return links.reshape(-1, 2)
+        if self.kind == "skeleton":
+            parent = np.arange(-1, n - 1)
+            parent[np.concatenate([[0], np.cumsum(pieces)[:-1]]).astype(np.int64)] = -1
+            if len(links):
+                parent[links[:, 0]] = links[:, 1]
+            child = np.flatnonzero(parent >= 0)
+            return np.stack([child, parent[child]], 1)
+        return np.stack([np.arange(n - 1), np.arange(1, n)], 1) if n > 1 else np.zeros((0, 2), np.int64)
+
+    def object_of(self, segment: int) -> int | None:
+        return self.segments.object_of(segment)
+
+    def size(self, oid: int) -> int:
+        return enc.size(self.objects.size(oid), len(self.edges(oid)), self.spec)
+
+    def encode(self, oid: int) -> bytes:
+        g = self.objects.geometry(oid)
+        values = {}
+        for spec, name, channels in self.attributes:
+            column = np.asarray(g.attributes[name], np.float64).reshape(len(g.positions), -1)[:, channels]
+            values[spec.id] = column.astype(np.float32)
+        return enc.encode(g.positions, self.edges(oid), values, self.spec)
+
+    @cached_property
+    def segment_ids(self) -> np.ndarray:
+        return np.sort(self.segments.of(self.objects.ids))
+
+
+def skeleton_dir(src: SkeletonSource) -> Dir:
+    """``info``, ``segment_properties/info`` and one file per segment id."""
+    def child(name: str) -> File | None:
+        seg = parse_uint(name)
+        oid = None if seg is None else src.object_of(seg)
+        if oid is None:
+            return None
+        return File(lambda: src.encode(oid), lambda: src.size(oid))
+
+    return Dir({"info": json_file(src.info),
+                PROPERTIES_DIR: Dir({"info": json_file(lambda: segment_properties(src.level, src.segments))})},
+               names=lambda: map(str, src.segment_ids), child=child)
