@@ -9,6 +9,7 @@ from ..tree import Dir
 from .annotation_layer import annotation_dir
 from .graphs import EdgeItems
 from .lines import ObjectItems
+from .meshes import MeshSource, legacy_dir, multilod_dir
 from .points import PointSource
 from .skeletons import SkeletonSource, skeleton_dir
 
@@ -35,6 +36,11 @@ def _skeleton(store: ZVFStore) -> Dir:
     return Dir({"skeletons": skeleton_dir(SkeletonSource(store))})
 
 
+def _mesh(store: ZVFStore) -> Dir:
+    src = MeshSource(store)
+    return Dir({"meshes": multilod_dir(src), "legacy_meshes": legacy_dir(src)})
+
+
 MAPPERS: dict[str, Callable[[ZVFStore], Dir]] = {
     "point_cloud": _point_cloud,
     "line": _line,
@@ -42,6 +48,7 @@ MAPPERS: dict[str, Callable[[ZVFStore], Dir]] = {
     "streamline": _polyline,
     "graph": _graph,
     "skeleton": _skeleton,
+    "mesh": _mesh,
 }
 
 

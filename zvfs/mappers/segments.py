@@ -14,11 +14,16 @@ import re
 
 import numpy as np
 
+from typing import Callable, Iterable
+
 from ..encoders.segment_properties import SegmentProperty, info
 from ..store import LevelReader
+from ..tree import Dir, File
+from .annotation_layer import json_file
 from .common import SegmentIds
 
 LABEL_NAMES = ("label", "name")
+PROPERTIES_DIR = "segment_properties"
 _TAG_UNSAFE = re.compile(r"[\s#]+")
 
 
@@ -67,3 +72,11 @@ def segment_properties(level: LevelReader, segments: SegmentIds) -> dict:
     if tags:
         props.append(SegmentProperty("tags", "tags", [sorted(t) for t in tag_values], tags=tags))
     return info(segments.of(oids).tolist(), props)
+
+
+def segment_layer_dir(info_json: Callable[[], dict], level: LevelReader, segments: SegmentIds,
+                      names: Callable[[], Iterable[str]], child: Callable[[str], File | None]) -> Dir:
+    """A segment-keyed layer directory (skeletons, meshes): ``info``, ``segment_properties/info``
+    (which ``info`` must reference as :data:`PROPERTIES_DIR`) and the per-segment files."""
+    props = Dir({"info": json_file(lambda: segment_properties(level, segments))})
+    return Dir({"info": json_file(info_json), PROPERTIES_DIR: props}, names=names, child=child)

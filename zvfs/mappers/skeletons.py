@@ -19,12 +19,11 @@ from ..properties import unique_id
 from ..store import ZVFStore
 from ..tree import Dir, File
 from ..units import si_unit
-from .annotation_layer import json_file, parse_uint
+from .annotation_layer import parse_uint
 from .common import SegmentIds
-from .segments import segment_properties
+from .segments import PROPERTIES_DIR, segment_layer_dir
 
 MAX_COMPONENTS = 4
-PROPERTIES_DIR = "segment_properties"
 
 
 def to_nanometres(store: ZVFStore) -> list[float]:
@@ -106,6 +105,4 @@ def skeleton_dir(src: SkeletonSource) -> Dir:
             return None
         return File(lambda: src.encode(oid), lambda: src.size(oid))
 
-    return Dir({"info": json_file(src.info),
-                PROPERTIES_DIR: Dir({"info": json_file(lambda: segment_properties(src.level, src.segments))})},
-               names=lambda: map(str, src.segment_ids), child=child)
+    return segment_layer_dir(src.info, src.level, src.segments, lambda: map(str, src.segment_ids), child)
