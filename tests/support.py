@@ -304,3 +304,35 @@ def fetch(url: str) -> bytes:
     resp = requests.get(url, timeout=TIMEOUT)
     assert resp.status_code == 200, (url, resp.status_code)
     return resp.content
+
+
+def uv_sphere(center, radius: float, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """A closed UV sphere (poles included), outward winding."""
+    theta = np.linspace(0, np.pi, n + 1)[1:-1]
+    phi = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    t, p = np.meshgrid(theta, phi, indexing="ij")
+    ring = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], -1).reshape(-1, 3)
+    v = np.concatenate([[[0, 0, 1]], ring, [[0, 0, -1]]]) * radius + np.asarray(center, np.float64)
+    idx = lambda i, j: 1 + i * n + j % n  # noqa: E731
+    faces = [[0, idx(0, j), idx(0, j + 1)] for j in range(n)]
+    for i in range(n - 2):
+        for j in range(n):
+            faces += [[idx(i, j), idx(i + 1, j), idx(i + 1, j + 1)], [idx(i, j), idx(i + 1, j + 1), idx(i, j + 1)]]
+    faces += [[idx(n - 2, j), len(v) - 1, idx(n - 2, j + 1)] for j in range(n)]
+    return v.astype(np.float32), np.asarray(faces, np.int64)
+
+
+def build_meshes(path: Path, unit: str = "nanometer") -> tuple[Path, list[tuple[np.ndarray, np.ndarray]]]:
+    """Two spheres crossing chunk seams and a single triangle, one object each, with per-vertex and
+    per-object attributes; returns the store and each object's (vertices, faces) as written."""
+    meshes = [uv_sphere((50, 50, 50), 30, 16), uv_sphere((20, 70, 40), 12, 8),
+              (np.asarray([[80, 10, 10], [90, 10, 12], [85, 20, 11]], np.float32), np.asarray([[0, 1, 2]]))]
+    V = np.concatenate([v for v, _ in meshes])
+    starts = np.cumsum([0] + [len(v) for v, _ in meshes])
+    F = np.concatenate([f + s for (_, f), s in zip(meshes, starts)])
+    O = np.concatenate([np.full(len(v), k) for k, (v, _) in enumerate(meshes)])
+    ds = zv.create(str(path), schema=small_schema("mesh", unit))
+    ds.add_mesh(V, F, object_ids=O, attributes={"curvature": V[:, 2].copy()},
+                object_attributes={"label": np.array(["big sphere", "small sphere", "triangle"]),
+                                   "area": np.asarray([1.5, 2.5, 3.5], np.float32)})
+    return path, meshes
