@@ -197,7 +197,7 @@ def object_attributes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]
             "tissue": np.array(["cortex", "white matter", "thalamus"])[rng.integers(0, 3, n)]}
 
 
-def build_polylines(path: Path, kind: str = "streamline", lengths: tuple[int, ...] = (2, 3, 5, 30, 60, 120),
+def build_polylines(path: Path, kind: str = "streamline", lengths: tuple[int, ...] = (1, 2, 3, 5, 30, 60, 120),
                     seed: int = 0) -> tuple[Path, list[np.ndarray], dict[str, list[np.ndarray]]]:
     """Polylines of the given vertex counts, with per-vertex and per-object attributes and groups."""
     rng = np.random.default_rng(seed)
