@@ -1,8 +1,9 @@
 """Read access to a ZVF store through ``zarr-vectors`` (the only module that imports it).
 
 Reads go through the per-cell ``building`` primitives (milliseconds a cell), never the O(level)
-public selections, and are strict where ``zarr-vectors`` 0.9.2 is lenient: a cell that the store
-lists as non-empty but whose chunk file is missing is an error, not an empty cell.
+public selections, and are strict where ``zarr-vectors`` 0.9.2 is lenient: a cell whose chunk files
+are missing or damaged (it returns them empty) is an error, found by checking every buffer's row
+count against the cell's fragment index.
 """
 from __future__ import annotations
 
@@ -225,11 +226,6 @@ class LevelReader:
             return np.searchsorted(np.asarray(info.categories, dtype=values.dtype), values).astype(info.dtype)
         return values
 
-    def _require_chunk(self, array: str, cell: Cell) -> None:
-        key = ".".join(map(str, cell))
-        if not self._g.chunk_exists(array, key):
-            raise StoreError(self._where(f"chunk {array}/{key} is listed as non-empty but missing"))
-
     def fragments(self, cell: Cell) -> np.ndarray:
         """(F, 2) start,count row ranges of a cell's fragments (cached: small, read often)."""
         return self._fragments.get(cell, lambda: self._read_fragments(cell))
@@ -237,9 +233,12 @@ class LevelReader:
     def _read_fragments(self, cell: Cell) -> np.ndarray:
         if cell not in self._cell_set:
             return np.zeros((0, 2), np.int64)
-        with self._lock:
-            self._require_chunk("vertex_fragments", cell)
-            ranges = zb.read_vertex_fragment_index(self._g, cell).ranges()
+        try:
+            with self._lock:
+                ranges = zb.read_vertex_fragment_index(self._g, cell).ranges()
+        except Exception as exc:  # a missing or damaged chunk file
+            raise StoreError(self._where(f"cell {cell}: cannot read its fragment index "
+                                         f"(missing or damaged chunk?): {exc}")) from exc
         if ranges is None:
             raise StoreError(self._where(f"cell {cell} has non-contiguous fragments (unsupported)"))
         return np.asarray(ranges, np.int64).reshape(-1, 2)
@@ -264,21 +263,21 @@ class LevelReader:
         if not len(frags):
             return CellData(np.zeros((0, 3), np.float32), {}, None, frags)
         with self._lock:
-            self._require_chunk("vertices", cell)
             pos = np.asarray(zb.read_chunk_vertex_buffer(self._g, cell), np.float32)
             attrs = {}
             for name in names:
-                self._require_chunk(f"vertex_attributes/{name}", cell)
                 attrs[name] = np.concatenate(zb.read_chunk_attributes(self._g, name, cell))
         n = len(pos)
         if int(frags[:, 1].sum()) != n:
-            raise StoreError(self._where(f"cell {cell}: fragment index covers {frags[:, 1].sum()} rows, buffer has {n}"))
+            raise StoreError(self._where(f"cell {cell}: fragment index covers {frags[:, 1].sum()} rows, "
+                                         f"vertex chunk has {n} (missing or damaged chunk?)"))
         for name, col in attrs.items():
             channels = self._attribute(name).channels
             if col.ndim == 1 and channels > 1 and len(col) == n * channels:
                 attrs[name] = col = col.reshape(n, channels)  # stored flat, see _attribute_info
             if len(col) != n:
-                raise StoreError(self._where(f"cell {cell}: attribute {name!r} has {len(col)} rows, expected {n}"))
+                raise StoreError(self._where(f"cell {cell}: attribute {name!r} has {len(col)} rows, expected {n} "
+                                             "(missing or damaged chunk?)"))
         owners = None
         if self.has_objects:
             owners = np.repeat(self._fragment_owners(cell, len(frags)), frags[:, 1])

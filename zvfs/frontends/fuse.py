@@ -122,7 +122,7 @@ def check_mountpoint(mountpoint: str) -> str:
     path = os.path.abspath(mountpoint)
     if is_mounted(path):
         try:
-            os.stat(path)
+            os.statvfs(path)  # not os.stat: the kernel may answer that from its attribute cache
         except OSError:
             raise UsageError(f"mount point {path} holds a stale mount: run 'zvfs umount {path}'") from None
         raise UsageError(f"mount point {path} is busy (already mounted): run 'zvfs umount {path}' first")
