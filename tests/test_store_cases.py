@@ -86,3 +86,40 @@ def test_store_is_never_written(tmp_path: Path) -> None:
         if not is_dir:
             tree.read(path)
     assert tree_digest(copy) == before
+
+
+@pytest.fixture(scope="module")
+def every_kind(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from support import PointSpec, build_graph, build_lines, build_points, build_skeletons
+
+    root = tmp_path_factory.mktemp("every_kind")
+    return {"point_cloud": build_points(root / "p.zarrvectors", PointSpec(n=500, objects=5, typed=True)),
+            "line": build_lines(root / "l.zarrvectors", n=50),
+            "polyline": build_polylines(root / "pl.zarrvectors", "polyline")[0],
+            "streamline": build_polylines(root / "s.zarrvectors")[0],
+            "graph": build_graph(root / "g.zarrvectors")[0],
+            "skeleton": build_skeletons(root / "k.zarrvectors")[0],
+            "mesh": build_meshes(root / "m.zarrvectors")[0]}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mounted_sizes_are_exact_for_every_type(kind: str, every_kind: dict[str, Path], tmp_path: Path) -> None:
+    """Through a real mount: every file's st_size equals the bytes read, and ``du -b`` adds up."""
+    import os
+    import subprocess
+
+    from support import mounted
+
+    with mounted(every_kind[kind], tmp_path / "mnt") as mp:
+        total = 0
+        for dirpath, _, names in os.walk(mp):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                with open(path, "rb") as f:
+                    data = f.read()
+                assert os.stat(path).st_size == len(data), path
+                total += len(data)
+        assert total > 0
+        du = subprocess.run(["du", "-sb", "--apparent-size", str(mp)], capture_output=True, text=True, check=True)
+        dirs = sum(1 for _ in os.walk(mp))
+        assert int(du.stdout.split()[0]) == total + 0 * dirs  # directories report size 0
