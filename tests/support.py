@@ -336,3 +336,12 @@ def build_meshes(path: Path, unit: str = "nanometer") -> tuple[Path, list[tuple[
                 object_attributes={"label": np.array(["big sphere", "small sphere", "triangle"]),
                                    "area": np.asarray([1.5, 2.5, 3.5], np.float32)})
     return path, meshes
+
+
+def add_pyramid(path: Path, levels: int) -> Path:
+    """Coarser levels written by zarr-vectors itself: bins x2 per level, the second step also
+    drops half the objects and doubles the chunk (the shared samples' recipe)."""
+    if levels > 1:
+        factors, chunks = [(2, 1), (2, 2), (2, 1)][: levels - 1], [1, 2, 1][: levels - 1]
+        zv.open(str(path), mode="r+").build_pyramid(factors=factors, chunk_scale_factors=chunks, sparsity_seed=0)
+    return path

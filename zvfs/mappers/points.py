@@ -1,10 +1,11 @@
 """ZVF ``point_cloud`` -> point annotations.
 
 Ids: annotation id = 1 + the point's row in the level-0 cells taken in sorted cell order, so ids
-are dense, never 0, and fixed by the store alone. Each point sits in exactly one spatial cell (its
-ZVF cell), shuffled by id so that a prefix drawn by the client is a uniform sample. Per-vertex
-attributes become properties, and so do per-object attributes (``object_`` prefixed on a clash);
-with an object index, relationship ``object`` links each point to its object's segment id.
+are dense, never 0, and fixed by the store alone. The spatial index has one level per usable ZVF
+pyramid level (see :mod:`.pyramid`); each point is drawn at exactly one level, in the one cell of
+that level's chunk grid that holds it, shuffled by id so that a prefix drawn by the client is a
+uniform sample. Per-vertex attributes become properties, and so do per-object attributes; with an
+object index, relationship ``object`` links each point to its object's segment id.
 """
 from __future__ import annotations
 
@@ -13,23 +14,27 @@ from typing import Iterable
 
 import numpy as np
 
+from ..cache import Memo
 from ..encoders import annotations as enc
 from ..properties import columns
 from ..store import ZVFStore
 from ..units import dimensions
 from .annotation_layer import relationship_key
-from .common import Cell, Grid, SegmentIds, shuffle_order
+from .common import Cell, SegmentIds, shuffle_order
+from .pyramid import Pyramid
 
 RELATIONSHIP = "object"
+REGION_CACHE_BYTES = 32 * 2**20
 
 
 class PointSource:
-    """An :class:`~zvfs.mappers.annotation_layer.AnnotationSource` over a point cloud's level 0."""
+    """An :class:`~zvfs.mappers.annotation_layer.AnnotationSource` over a point cloud's pyramid."""
 
     def __init__(self, store: ZVFStore) -> None:
         self.store = store
         self.level = store.levels[0]
-        self.grid = Grid.of(store, self.level)
+        self.pyramid = Pyramid.of(store)
+        self.grid = self.pyramid.grids[0]
         self.segments = SegmentIds(self.level)
         taken: set[str] = set()
         self.vertex_columns = columns(self.level.vertex_attributes, "vertex", taken)
@@ -39,6 +44,8 @@ class PointSource:
         rels = (RELATIONSHIP,) if self.level.has_objects else ()
         self.schema = enc.AnnotationSchema("point", len(store.axes), props, rels)
         self.schema.check()
+        self._regions: Memo[dict[Cell, np.ndarray]] = Memo(
+            REGION_CACHE_BYTES, getsizeof=lambda d: sum(a.nbytes for a in d.values()) + 64 * len(d))
 
     @cached_property
     def _offsets(self) -> np.ndarray:
@@ -75,27 +82,82 @@ class PointSource:
                         self.grid.upper, self.spatial_levels(),
                         {r: relationship_key(r) for r in self.schema.relationships})
 
+    # -- level of detail
+    def _top(self, cell: Cell) -> Cell:
+        return self.pyramid.chunk_of(self.pyramid.depth - 1, cell)
+
+    @cached_property
+    def _region_cells(self) -> dict[Cell, list[Cell]]:
+        """Coarsest-level chunk -> the level-0 cells inside it."""
+        out: dict[Cell, list[Cell]] = {}
+        for cell in self.level.cells:
+            out.setdefault(self._top(cell), []).append(cell)
+        return out
+
+    def _draw_levels(self, region: Cell) -> dict[Cell, np.ndarray]:
+        """Level-0 cell -> the level each of its points is drawn at (all cells of one region)."""
+        def compute() -> dict[Cell, np.ndarray]:
+            cells = self._region_cells[region]
+            datas = [self.level.cell(c) for c in cells]
+            ids = np.concatenate([self._offsets[self._cell_index[c]] + 1 + np.arange(len(d.positions))
+                                  for c, d in zip(cells, datas)])
+            owners = None if datas[0].owners is None else np.concatenate([d.owners for d in datas])
+            drawn = self.pyramid.draw_levels(np.concatenate([d.positions for d in datas]), ids, owners)
+            bounds = np.cumsum([0] + [len(d.positions) for d in datas])
+            return {c: drawn[a:b] for c, a, b in zip(cells, bounds[:-1], bounds[1:])}
+
+        if self.pyramid.depth == 1:
+            return {c: np.zeros(self.level.count(c), np.int64) for c in self._region_cells[region]}
+        return self._regions.get(region, compute)
+
+    def _rows(self, k: int, base_cell: Cell) -> np.ndarray:
+        return np.flatnonzero(self._draw_levels(self._top(base_cell))[base_cell] == k)
+
+    @cached_property
+    def _counts(self) -> list[dict[Cell, tuple[int, list[Cell]]]]:
+        """Per pyramid level: its chunk -> (points drawn there, level-0 cells contributing)."""
+        out: list[dict[Cell, tuple[int, list[Cell]]]] = [{} for _ in range(self.pyramid.depth)]
+        for region in self._region_cells:
+            for base_cell, drawn in self._draw_levels(region).items():
+                per_level = np.bincount(drawn, minlength=self.pyramid.depth)
+                for k in np.flatnonzero(per_level):
+                    chunk = self.pyramid.chunk_of(int(k), base_cell)
+                    n, cells = out[k].get(chunk, (0, []))
+                    out[k][chunk] = (n + int(per_level[k]), cells + [base_cell])
+        return out
+
+    def _level(self, spatial: int) -> int:
+        return self.pyramid.depth - 1 - spatial
+
     def spatial_levels(self) -> list[enc.SpatialLevel]:
-        counts = np.diff(self._offsets)
-        limit = int(counts.max()) if len(counts) else 1
-        return [enc.SpatialLevel("spatial0", self.grid.shape, self.grid.chunk, limit)]
+        out = []
+        for spatial in range(self.pyramid.depth):
+            k = self._level(spatial)
+            limit = max((n for n, _ in self._counts[k].values()), default=1)
+            grid = self.pyramid.grids[k]
+            out.append(enc.SpatialLevel(f"spatial{spatial}", grid.shape, grid.chunk, limit))
+        return out
 
     def cells(self, level: int) -> Iterable[Cell]:
-        return (self.grid.to_spatial(c) for c in self.level.cells)
+        k = self._level(level)
+        return (self.pyramid.grids[k].to_spatial(c) for c in sorted(self._counts[k]))
 
-    def _zvf_cell(self, cell: Cell) -> Cell | None:
-        zcell = self.grid.to_zvf(cell)
-        return zcell if zcell in self._cell_index else None
+    def _chunk(self, level: int, cell: Cell) -> tuple[int, Cell] | None:
+        k = self._level(level)
+        chunk = self.pyramid.grids[k].to_zvf(cell)
+        return None if chunk is None or chunk not in self._counts[k] else (k, chunk)
 
     def cell_extent(self, level: int, cell: Cell) -> tuple[int, int] | None:
-        zcell = self._zvf_cell(cell)
-        return None if zcell is None else (self.level.count(zcell), 0)
+        found = self._chunk(level, cell)
+        return None if found is None else (self._counts[found[0]][found[1]][0], 0)
 
     def cell(self, level: int, cell: Cell) -> enc.Annotations:
-        zcell = self._zvf_cell(cell)
-        n = self.level.count(zcell)
-        rows = shuffle_order(self._offsets[self._cell_index[zcell]] + np.arange(n) + 1)
-        return self._batch(zcell, rows)
+        k, chunk = self._chunk(level, cell)
+        batches = [self._batch(c, self._rows(k, c)) for c in self._counts[k][chunk][1]]
+        batch = concat(self.schema, batches)
+        order = shuffle_order(batch.ids)
+        return enc.Annotations(batch.geometry[order], {p: v[order] for p, v in batch.properties.items()},
+                               batch.ids[order])
 
     def ids(self) -> Iterable[int]:
         return range(1, int(self._offsets[-1]) + 1)

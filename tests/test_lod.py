@@ -1,0 +1,85 @@
+"""Level of detail from the ZVF pyramid: point clouds with 1, 2 and 3+ level pyramids built by
+zarr-vectors, read back through a real server with Neuroglancer's AnnotationReader."""
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+import zarr_vectors as zv
+from neuroglancer import read_precomputed_annotations, write_annotations
+
+from support import PointSpec, add_pyramid, build_points, point_key as key, read_truth, tree_urls
+
+write_annotations._PROPERTY_DTYPES["uint32"] = (("<u4",), 4)  # 2.41.2 reader bug, fixed upstream (8c06aa58)
+
+PYRAMIDS = {1: False, 2: True, 3: True, 4: False}  # levels -> with object ids
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    root = tmp_path_factory.mktemp("pyramids")
+    spec = dict(n=6000, hi=(200.0, 200.0, 200.0), cell=(50.0, 50.0, 50.0), typed=True)
+    return {n: add_pyramid(build_points(root / f"p{n}.zarrvectors", PointSpec(objects=40 if objects else 0,
+                                                                           seed=n, **spec)), n)
+            for n, objects in PYRAMIDS.items()}
+
+
+@pytest.fixture(scope="module")
+def layer(stores: dict[int, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    with ExitStack() as stack:
+        urls = tree_urls("http", {str(n): p for n, p in stores.items()}, tmp_path_factory.mktemp("lod"), stack)
+        yield lambda n: read_precomputed_annotations.AnnotationReader(urls[str(n)] + "annotations/")
+
+
+def per_level(r) -> list[list[list]]:
+    """Per spatial level (coarsest first): the annotations of each of its cells."""
+    out = []
+    for index, meta in zip(r.spatial, r.metadata["spatial"]):
+        cells = [index.get(c).result() for c in np.ndindex(*meta["grid_shape"])]
+        out.append([c for c in cells if c is not None])
+    return out
+
+
+@pytest.mark.parametrize("n", PYRAMIDS)
+def test_every_point_exactly_once_across_levels(n: int, layer, stores) -> None:
+    r = layer(n)
+    levels = zv.open(str(stores[n])).levels
+    assert len(r.metadata["spatial"]) == len(levels), "one spatial level per ZVF level"
+    truth = read_truth(stores[n])
+    ids = [int(a.id) for level in per_level(r) for cell in level for a in cell]
+    assert len(ids) == len(set(ids)) == len(truth.positions), "each point at exactly one level, once"
+    drawn = {int(a.id): a for level in per_level(r) for cell in level for a in cell}
+    assert {key(a.point) for a in drawn.values()} == {key(p) for p in truth.positions}
+    lo, hi = np.asarray(r.metadata["lower_bound"]), np.asarray(r.metadata["upper_bound"])
+    for meta, cells in zip(r.metadata["spatial"], per_level(r)):
+        assert np.allclose(np.asarray(meta["grid_shape"]) * meta["chunk_size"], hi - lo)
+        assert meta["limit"] == max(len(c) for c in cells), "limit is the true maximum per cell"
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_coarse_levels_follow_the_bins(n: int, layer, stores) -> None:
+    """Drawn together down to ZVF level k, the coarse levels show one real point per occupied
+    level-k bin (of the objects that level keeps), as the level's metavertices do."""
+    r = layer(n)
+    ds = zv.open(str(stores[n]))
+    truth = read_truth(stores[n])
+    levels = per_level(r)
+    cumulative: list = []
+    for spatial, cells in enumerate(levels[:-1]):
+        k = len(levels) - 1 - spatial
+        cumulative += [a for c in cells for a in c]
+        bins = np.asarray(ds.level(k).resolution)
+        kept = None
+        if truth.object_of is not None:
+            kept = {int(o) for o in ds.level(k).objects.ids() if ds.level(k).objects[int(o)].vertex_count}
+        candidates = [p for p in truth.positions if kept is None or truth.object_of[key(p)] in kept]
+        occupied = {tuple(np.floor(np.asarray(p, np.float64) / bins).astype(int)) for p in candidates}
+        got = [tuple(np.floor(np.asarray(a.point, np.float64) / bins).astype(int)) for a in cumulative]
+        assert set(got) >= occupied, "every occupied bin is shown"
+        if kept is None:
+            assert len(got) == len(set(got)) == len(occupied), "one point per bin"
+        assert len(cumulative) < len(truth.positions)
+        assert abs(len(cumulative) - ds.level(k).vertex_count) <= 0.25 * ds.level(k).vertex_count
