@@ -83,3 +83,36 @@ def test_coarse_levels_follow_the_bins(n: int, layer, stores) -> None:
             assert len(got) == len(set(got)) == len(occupied), "one point per bin"
         assert len(cumulative) < len(truth.positions)
         assert abs(len(cumulative) - ds.level(k).vertex_count) <= 0.25 * ds.level(k).vertex_count
+
+
+@pytest.fixture(scope="module")
+def streamlines(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    from support import build_polylines
+
+    path = add_pyramid(build_polylines(tmp_path_factory.mktemp("sl") / "s.zarrvectors",
+                                       lengths=tuple(range(2, 42)))[0], 3)
+    with ExitStack() as stack:
+        url = tree_urls("http", {"s": path}, tmp_path_factory.mktemp("sl_http"), stack)["s"]
+        yield path, read_precomputed_annotations.AnnotationReader(url + "annotations/")
+
+
+def test_streamlines_at_the_coarsest_level_that_keeps_them(streamlines) -> None:
+    """Each whole streamline is drawn at exactly one level: the coarsest whose ZVF level keeps its
+    object (object sparsity), listed in every chunk of that level it passes through."""
+    path, r = streamlines
+    ds = zv.open(str(path))
+    levels = per_level(r)
+    assert len(levels) == len(ds.levels) == 3
+    drawn_at: dict[int, int] = {}
+    for spatial, cells in enumerate(levels):
+        for a in (a for c in cells for a in c):
+            assert drawn_at.setdefault(int(a.id), spatial) == spatial, "never at two levels"
+    assert sorted(drawn_at) == [int(o) + 1 for o in ds.level(0).objects.ids()]
+    for spatial in range(3):
+        k = 2 - spatial
+        kept = {int(o) for o in ds.level(k).objects.ids() if ds.level(k).objects[int(o)].vertex_count}
+        coarser = {int(o) for o in ds.level(k + 1).objects.ids()
+                   if ds.level(k + 1).objects[int(o)].vertex_count} if k < 2 else set()
+        assert {aid - 1 for aid, s in drawn_at.items() if s == spatial} == kept - coarser
+    for meta, cells in zip(r.metadata["spatial"], levels):
+        assert meta["limit"] == max((len(c) for c in cells), default=1)

@@ -1,9 +1,12 @@
 """Annotation sources whose annotations are items spanning several vertices (lines, polylines,
 graph edges): the item table, the spatial index and the relationship index shared by all of them.
 
-Each item is listed in every ZVF cell that holds one of its vertices, so it is drawn wherever it
-passes (the client may draw it once per visible cell; identical overdraw is invisible). Within a
-cell the items are shuffled by id, so a drawn prefix is a uniform sample.
+Level of detail follows the ZVF pyramid's object sparsity: an item is drawn at the coarsest
+spatial level whose ZVF level keeps its object (items without an object, and stores without a
+pyramid, at level 0). Within that level it is listed in every chunk holding one of its vertices,
+so it is drawn wherever it passes (the client may draw it once per visible cell; identical
+overdraw is invisible). Within a cell the items are shuffled by id, so a drawn prefix is a uniform
+sample.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from ..properties import Column
 from ..store import ZVFStore
 from ..units import dimensions
 from .annotation_layer import relationship_key
-from .common import Cell, Grid, SegmentIds, shuffle_order
+from .common import Cell, SegmentIds, shuffle_order
+from .pyramid import Pyramid
 
 RELATIONSHIP = "object"
 
@@ -37,7 +41,8 @@ class ItemSource(ABC):
     def __init__(self, store: ZVFStore, level_index: int = 0) -> None:
         self.store = store
         self.level = store.levels[level_index]
-        self.grid = Grid.of(store, self.level)
+        self.pyramid = Pyramid.of(store)
+        self.grid = self.pyramid.grids[0]
         self.segments = SegmentIds(self.level)
 
     # -- what a geometry type provides
@@ -75,13 +80,26 @@ class ItemSource(ABC):
         return self.item_cells()
 
     @cached_property
-    def _by_cell(self) -> dict[Cell, np.ndarray]:
-        members: dict[Cell, list[int]] = {}
-        for i, cells in enumerate(self._table[0]):
-            for c in cells:
-                members.setdefault(c, []).append(i)
+    def _item_levels(self) -> np.ndarray:
+        """The pyramid level each item is drawn at: the coarsest that keeps its object."""
+        drawn = np.zeros(len(self.item_ids), np.int64)
+        objects = self.item_objects
+        for k in range(1, self.pyramid.depth):
+            kept = self.pyramid.present[k]
+            if objects is not None and kept is not None:
+                drawn[np.isin(objects, kept)] = k
+        return drawn
+
+    @cached_property
+    def _by_cell(self) -> list[dict[Cell, np.ndarray]]:
+        """Per pyramid level: chunk -> item rows drawn there, shuffled by id."""
+        members: list[dict[Cell, list[int]]] = [{} for _ in range(self.pyramid.depth)]
+        for i, (cells, k) in enumerate(zip(self._table[0], self._item_levels.tolist())):
+            for chunk in dict.fromkeys(self.pyramid.chunk_of(k, c) for c in cells):
+                members[k].setdefault(chunk, []).append(i)
         ids = self.item_ids
-        return {c: (rows := np.asarray(m, np.int64))[shuffle_order(ids[rows])] for c, m in sorted(members.items())}
+        return [{c: (rows := np.asarray(m, np.int64))[shuffle_order(ids[rows])] for c, m in sorted(level.items())}
+                for level in members]
 
     @cached_property
     def _by_object(self) -> tuple[np.ndarray, np.ndarray]:
@@ -99,23 +117,33 @@ class ItemSource(ABC):
                         self.grid.upper, self.spatial_levels(),
                         {r: relationship_key(r) for r in self.schema.relationships})
 
+    def _level(self, spatial: int) -> int:
+        return self.pyramid.depth - 1 - spatial
+
     def spatial_levels(self) -> list[enc.SpatialLevel]:
-        limit = max((len(r) for r in self._by_cell.values()), default=1)
-        return [enc.SpatialLevel("spatial0", self.grid.shape, self.grid.chunk, limit)]
+        out = []
+        for spatial in range(self.pyramid.depth):
+            k = self._level(spatial)
+            grid = self.pyramid.grids[k]
+            limit = max((len(r) for r in self._by_cell[k].values()), default=1)
+            out.append(enc.SpatialLevel(f"spatial{spatial}", grid.shape, grid.chunk, limit))
+        return out
 
     def cells(self, level: int) -> Iterable[Cell]:
-        return (self.grid.to_spatial(c) for c in self._by_cell)
+        k = self._level(level)
+        return (self.pyramid.grids[k].to_spatial(c) for c in self._by_cell[k])
 
-    def _rows_in(self, cell: Cell) -> np.ndarray | None:
-        zcell = self.grid.to_zvf(cell)
-        return None if zcell is None else self._by_cell.get(zcell)
+    def _rows_in(self, level: int, cell: Cell) -> np.ndarray | None:
+        k = self._level(level)
+        chunk = self.pyramid.grids[k].to_zvf(cell)
+        return None if chunk is None else self._by_cell[k].get(chunk)
 
     def cell_extent(self, level: int, cell: Cell) -> tuple[int, int] | None:
-        rows = self._rows_in(cell)
+        rows = self._rows_in(level, cell)
         return None if rows is None else (len(rows), self._vertices(rows))
 
     def cell(self, level: int, cell: Cell) -> enc.Annotations:
-        return self.batch(self._rows_in(cell))
+        return self.batch(self._rows_in(level, cell))
 
     def ids(self) -> Iterable[int]:
         return (int(i) for i in self.item_ids)
