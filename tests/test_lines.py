@@ -83,9 +83,14 @@ def test_one_polyline_annotation_per_whole_object(name: str, layer, stores) -> N
         one = r.by_id[aid]
         np.testing.assert_array_equal(np.asarray(one.points, np.float32), whole)
         assert [int(s) for s in one.segments[0]] == [aid]
+        assert [int(g) for g in one.segments[1]] == [(aid - 1) % 2 + 1], "group 0: even objects, 1: odd"
     for aid in anns:
         (member,) = r.relationships["object"][aid]
         assert int(member.id) == aid
+    assert [rel for rel in r.relationships] == ["object", "group"]
+    for group in (0, 1):
+        members = {int(a.id) for a in r.relationships["group"][group + 1]}
+        assert members == {aid for aid in anns if (aid - 1) % 2 == group}
 
 
 def test_lines_with_endpoint_attributes(layer, stores) -> None:

@@ -333,6 +333,13 @@ class LevelReader:
         with self._lock:
             return np.asarray(zb.read_link_attributes(self._g, name, delta=0))
 
+    def groups(self) -> list[np.ndarray]:
+        """Object ids of each ZVF group (index = group id)."""
+        with self._lock:
+            if not self._g.array_exists("groups"):
+                return []
+            return [np.asarray(g, np.int64) for g in zb.read_all_groupings(self._g)]
+
     def manifests(self) -> list[list[tuple[Cell, int]]]:
         """Every object's (cell, fragment) pieces, aligned with :attr:`object_ids`."""
         with self._lock:

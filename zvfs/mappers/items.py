@@ -24,7 +24,30 @@ from .annotation_layer import relationship_key
 from .common import Cell, SegmentIds, shuffle_order
 from .pyramid import Pyramid
 
-RELATIONSHIP = "object"
+OBJECT, GROUP = "object", "group"
+
+
+class Membership:
+    """One relationship as (item row, related id) pairs, looked up from either side."""
+
+    def __init__(self, rows: np.ndarray, related: np.ndarray) -> None:
+        self._by_row = np.lexsort((related, rows))
+        self._by_id = np.lexsort((rows, related))
+        self.rows, self.related = np.asarray(rows, np.int64), np.asarray(related, np.uint64)
+
+    def of(self, row: int) -> np.ndarray:
+        sorted_rows = self.rows[self._by_row]
+        lo, hi = np.searchsorted(sorted_rows, row), np.searchsorted(sorted_rows, row, side="right")
+        return self.related[self._by_row[lo:hi]]
+
+    def members(self, related: int) -> np.ndarray:
+        sorted_ids = self.related[self._by_id]
+        key = np.uint64(related)
+        lo, hi = np.searchsorted(sorted_ids, key), np.searchsorted(sorted_ids, key, side="right")
+        return self.rows[self._by_id[lo:hi]]
+
+    def ids(self) -> np.ndarray:
+        return np.unique(self.related)
 
 
 class ItemSource(ABC):
@@ -62,17 +85,33 @@ class ItemSource(ABC):
     def batch(self, items: np.ndarray) -> enc.Annotations:
         """Annotations of table rows ``items`` (geometry, properties, ids; related ids for by_id)."""
 
-    def make_schema(self, annotation_type: str, props: Sequence[enc.Property], with_objects: bool) -> None:
-        self.schema = enc.AnnotationSchema(annotation_type, len(self.store.axes), tuple(props),
-                                           (RELATIONSHIP,) if with_objects else ())
+    def make_schema(self, annotation_type: str, props: Sequence[enc.Property], with_objects: bool,
+                    with_groups: bool = False) -> None:
+        """The schema; relationships ``object`` (to the object's segment id) and ``group`` (to
+        1 + the index of every ZVF group holding the object) when asked and the store has them."""
+        rels = []
+        if with_objects and self.level.has_objects:
+            rels.append(OBJECT)
+            if with_groups and len(self.level.groups()):
+                rels.append(GROUP)
+        self.schema = enc.AnnotationSchema(annotation_type, len(self.store.axes), tuple(props), tuple(rels))
         self.schema.check()
 
+    @cached_property
+    def _memberships(self) -> dict[str, Membership]:
+        objects = self.item_objects
+        out = {}
+        if OBJECT in self.schema.relationships:
+            rows = np.flatnonzero(objects >= 0)
+            out[OBJECT] = Membership(rows, self.segments.of(objects[rows]))
+        if GROUP in self.schema.relationships:
+            pairs = [(rows, np.full(len(rows), g + 1)) for g, members in enumerate(self.level.groups())
+                     for rows in [np.flatnonzero(np.isin(objects, members))]]
+            out[GROUP] = Membership(np.concatenate([r for r, _ in pairs]), np.concatenate([g for _, g in pairs]))
+        return out
+
     def related_of(self, items: np.ndarray) -> list[list[np.ndarray]]:
-        if not self.schema.relationships:
-            return []
-        objects = self.item_objects[items]
-        return [[self.segments.of(objects[k:k + 1]) if objects[k] >= 0 else np.zeros(0, np.uint64)]
-                for k in range(len(items))]
+        return [[self._memberships[r].of(int(k)) for r in self.schema.relationships] for k in items]
 
     # -- indexes
     @cached_property
@@ -100,13 +139,6 @@ class ItemSource(ABC):
         ids = self.item_ids
         return [{c: (rows := np.asarray(m, np.int64))[shuffle_order(ids[rows])] for c, m in sorted(level.items())}
                 for level in members]
-
-    @cached_property
-    def _by_object(self) -> tuple[np.ndarray, np.ndarray]:
-        """(item rows sorted by object, their objects)."""
-        objects = self.item_objects
-        order = np.argsort(objects, kind="stable")
-        return order, objects[order]
 
     def _vertices(self, rows: np.ndarray) -> int:
         return int(self._table[1][rows].sum()) if self.schema.polyline else 0
@@ -156,7 +188,7 @@ class ItemSource(ABC):
         k = self._row(aid)
         if k is None:
             return None
-        related = [int(self.item_objects[k] >= 0)] * len(self.schema.relationships)
+        related = [len(self._memberships[r].of(k)) for r in self.schema.relationships]
         return related, self._vertices(np.asarray([k]))
 
     def annotation(self, aid: int) -> enc.Annotations:
@@ -166,20 +198,15 @@ class ItemSource(ABC):
         return ann
 
     def related_ids(self, relationship: str) -> Iterable[int]:
-        present = np.unique(self.item_objects[self.item_objects >= 0])
-        return (int(s) for s in np.sort(self.segments.of(present)))
+        return (int(i) for i in self._memberships[relationship].ids())
 
-    def _object_items(self, segment: int) -> np.ndarray | None:
-        oid = self.segments.object_of(segment)
-        if oid is None:
-            return None
-        order, objects = self._by_object
-        rows = order[np.searchsorted(objects, oid):np.searchsorted(objects, oid, side="right")]
+    def _members(self, relationship: str, related: int) -> np.ndarray | None:
+        rows = self._memberships[relationship].members(related)
         return rows if len(rows) else None
 
-    def related_extent(self, relationship: str, segment: int) -> tuple[int, int] | None:
-        rows = self._object_items(segment)
+    def related_extent(self, relationship: str, related: int) -> tuple[int, int] | None:
+        rows = self._members(relationship, related)
         return None if rows is None else (len(rows), self._vertices(rows))
 
-    def related(self, relationship: str, segment: int) -> enc.Annotations:
-        return self.batch(self._object_items(segment))
+    def related(self, relationship: str, related: int) -> enc.Annotations:
+        return self.batch(self._members(relationship, related))

@@ -3,7 +3,8 @@
 Annotation id = object id + 1. A line's per-vertex attributes become two properties, ``<name>_a``
 (first endpoint) and ``<name>_b`` (second); a polyline keeps its per-vertex attributes for the
 skeleton view and carries its per-object attributes as properties. With objects, relationship
-``object`` links each annotation to its object's segment id.
+``object`` links each annotation to its object's segment id, and with ZVF groups relationship
+``group`` to 1 + the index of each group holding the object (filter by bundle, tract, ...).
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class ObjectItems(ItemSource):
         object_attrs = [a for a in self.level.object_attributes if a.name != self.segments.ATTRIBUTE]
         self.object_columns = columns(object_attrs, "object", taken)
         props = [c.prop for c in self.vertex_columns + self.object_columns]
-        self.make_schema(annotation_type, props, with_objects=True)
+        self.make_schema(annotation_type, props, with_objects=True, with_groups=True)
 
     @cached_property
     def item_ids(self) -> np.ndarray:
