@@ -34,6 +34,18 @@ def _cache_arg(p: argparse.ArgumentParser) -> None:
                    help="bound on cached encoded bytes (default 512M)")
 
 
+def _space_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--transform", metavar="AFFINE", default=None,
+                   help="affine from store coordinates to physical ones: 4x4 or 3x4 as JSON, or a "
+                        ".json/.npy/text file (e.g. voxel sizes '[[4,0,0,0],[0,4,0,0],[0,0,25,0]]')")
+    p.add_argument("--units", default=None, metavar="UNITS",
+                   help="unit of the transformed axes, one for all or one per axis (e.g. micrometer or um,um,nm)")
+
+
+def _space(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"transform": args.transform, "units": args.units}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zvfs", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
@@ -47,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FUSE options, comma separated (e.g. allow_other)")
     p.add_argument("--log-file", default=None, help="daemon log in background mode (default /tmp/zvfs-<mountpoint>.log)")
     _cache_arg(p)
+    _space_args(p)
 
     p = sub.add_parser("umount", help="unmount, also a stale mount left by a killed daemon")
     p.add_argument("mountpoint")
@@ -56,12 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=9123, help="TCP port (default 9123; 0 picks a free one)")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     _cache_arg(p)
+    _space_args(p)
 
     p = sub.add_parser("export", help="write the tree as real files")
     p.add_argument("store", help="ZVF store")
     p.add_argument("outdir", help="new or empty directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _cache_arg(p)
+    _space_args(p)
 
     p = sub.add_parser("sample", help="build a small sample ZVF store with zarr-vectors")
     p.add_argument("path")
@@ -76,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
         return fuse.mount(args.store, args.mountpoint, foreground=args.foreground,
                           options=parse_fuse_options(args.options), cache_bytes=args.cache_size,
-                          log_file=args.log_file, verbose=args.verbose)
+                          log_file=args.log_file, verbose=args.verbose, **_space(args))
     if args.command == "umount":
         from .frontends import fuse
 
@@ -85,12 +100,12 @@ def run(args: argparse.Namespace) -> int:
         from .frontends import http
         from .source import open_tree
 
-        return http.serve(open_tree(args.source, args.cache_size), port=args.port, bind=args.bind)
+        return http.serve(open_tree(args.source, args.cache_size, **_space(args)), port=args.port, bind=args.bind)
     if args.command == "export":
         from .frontends import export
         from .source import open_virtual_tree
 
-        return export.export(open_virtual_tree(args.store, args.cache_size), args.outdir,
+        return export.export(open_virtual_tree(args.store, args.cache_size, **_space(args)), args.outdir,
                              progress=not args.no_progress)
     if args.command == "sample":
         from . import samples

@@ -12,7 +12,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import zarr_vectors as zv
@@ -20,6 +20,9 @@ from zarr_vectors import building as zb
 
 from .cache import Memo
 from .errors import StoreError
+
+if TYPE_CHECKING:
+    from .space import Space
 
 FRAGMENT_CACHE_BYTES = 32 * 2**20
 CELL_CACHE_BYTES = 64 * 2**20
@@ -109,6 +112,20 @@ class ZVFStore:
         """Declared (lower, upper) bounds, upper inclusive as ZVF writes it."""
         lo, hi = self._ds.bounds
         return np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+
+    @cached_property
+    def space(self) -> "Space":
+        """Where written coordinates live: the store's axes and units, identity affine, unless
+        :meth:`override_space` was called."""
+        from .space import Space
+
+        return Space.of(self.axes, self.path)
+
+    def override_space(self, affine: np.ndarray | None, units: Sequence[str] | None) -> None:
+        """Use an explicit affine and/or units (``--transform``, ``--units``) instead."""
+        from .space import Space
+
+        self.space = Space.of(self.axes, self.path, affine, units)
 
     @property
     def name(self) -> str:

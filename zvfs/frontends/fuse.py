@@ -166,19 +166,22 @@ def _tail(path: str, lines: int = 15) -> str:
 
 
 def mount(store: str, mountpoint: str, *, foreground: bool = False, options: dict[str, str | bool] | None = None,
-          cache_bytes: int, log_file: str | None = None, verbose: bool = False) -> int:
+          cache_bytes: int, log_file: str | None = None, verbose: bool = False,
+          transform: str | None = None, units: str | None = None) -> int:
     """Mount ``store`` read-only at ``mountpoint``; in the background unless ``foreground``."""
     from ..source import open_virtual_tree
 
     options = dict(options or {})
     path = check_mountpoint(mountpoint)
-    tree = open_virtual_tree(store, cache_bytes)  # bad stores fail here, before any mount
+    tree = open_virtual_tree(store, cache_bytes, transform=transform, units=units)  # bad input fails here
     if foreground:
         return run_foreground(tree, path, options)
 
     log_file = os.path.abspath(log_file or default_log_file(path))
     cmd = [sys.executable, "-m", "zvfs", *(["-v"] if verbose else []), "mount", "-f",
            "--cache-size", str(cache_bytes), *(["-o", format_options(options)] if options else []),
+           *(["--transform", transform] if transform is not None else []),
+           *(["--units", units] if units is not None else []),
            os.path.abspath(store), path]
     with open(log_file, "ab") as out:
         child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)

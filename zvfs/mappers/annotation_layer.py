@@ -6,7 +6,10 @@ geometry type); this module only lays out ``info``, ``spatialN/``, ``by_id/`` an
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Iterable, Protocol, Sequence
+
+import numpy as np
 
 from ..encoders import annotations as enc
 from ..tree import Dir, File
@@ -42,6 +45,17 @@ class AnnotationSource(Protocol):
     def related_extent(self, relationship: str, segment: int) -> tuple[int, int] | None: ...
 
     def related(self, relationship: str, segment: int) -> enc.Annotations: ...
+
+
+def annotation_info(src) -> dict:
+    """The ``info`` of a source with ``store``, ``grid`` (level-0 grid, whose bounds every level
+    shares), ``schema`` and ``spatial_levels()``, in the store's written coordinate space."""
+    space = src.store.space
+    lower, upper = space.points(np.asarray([src.grid.lower, src.grid.upper]))
+    levels = [replace(level, chunk_size=tuple(space.lengths(level.chunk_size).tolist()))
+              for level in src.spatial_levels()]
+    return enc.info(src.schema, space.dimensions(), lower, upper, levels,
+                    {r: relationship_key(r) for r in src.schema.relationships})
 
 
 def json_file(make: "callable[[], dict]") -> File:

@@ -60,7 +60,8 @@ class EdgeItems(ItemSource):
     def batch(self, items: np.ndarray) -> enc.Annotations:
         cells, rows, owner = self.objects.records
         ends = [[self.level.cell(tuple(c)).positions[r] for c, r in zip(cells[i].tolist(), rows[i])] for i in items]
-        geometry = np.asarray(ends, np.float32).reshape(len(items), -1)
+        geometry = self.store.space.points(np.asarray(ends, np.float32).reshape(-1, self.schema.rank))
+        geometry = geometry.reshape(len(items), -1)
         props = {c.prop.id: c.values({k: v[items] for k, v in self._edge_values.items()}) for c in self.edge_columns}
         obj_rows = np.maximum(owner[items], 0)
         props.update({c.prop.id: c.values({k: v[obj_rows] for k, v in self._object_values.items()})

@@ -19,8 +19,7 @@ import numpy as np
 from ..encoders import annotations as enc
 from ..properties import Column
 from ..store import ZVFStore
-from ..units import dimensions
-from .annotation_layer import relationship_key
+from .annotation_layer import annotation_info
 from .common import Cell, SegmentIds, shuffle_order
 from .pyramid import Pyramid
 
@@ -64,6 +63,7 @@ class ItemSource(ABC):
     def __init__(self, store: ZVFStore, level_index: int = 0) -> None:
         self.store = store
         self.level = store.levels[level_index]
+        store.space.check_axis_aligned("annotation layers")
         self.pyramid = Pyramid.of(store)
         self.grid = self.pyramid.grids[0]
         self.segments = SegmentIds(self.level)
@@ -145,9 +145,7 @@ class ItemSource(ABC):
 
     # -- AnnotationSource
     def info(self) -> dict:
-        return enc.info(self.schema, dimensions(self.store.axes, self.store.path), self.grid.lower,
-                        self.grid.upper, self.spatial_levels(),
-                        {r: relationship_key(r) for r in self.schema.relationships})
+        return annotation_info(self)
 
     def _level(self, spatial: int) -> int:
         return self.pyramid.depth - 1 - spatial

@@ -66,8 +66,10 @@ class ObjectItems(ItemSource):
             ends = {f"{name}_{e}": np.stack([g.attributes[name][k] for g in geoms]) if geoms else np.zeros(0)
                     for name in (a.name for a in self.level.vertex_attributes) for k, e in enumerate("ab")}
             props.update({c.prop.id: c.values(ends) for c in self.vertex_columns})
-            geometry = np.stack([g.positions.reshape(-1) for g in geoms]) if geoms else np.zeros((0, 2 * self.schema.rank))
+            geometry = (np.stack([self.store.space.points(g.positions).reshape(-1) for g in geoms]) if geoms
+                        else np.zeros((0, 2 * self.schema.rank)))
             return enc.Annotations(geometry, props, self.item_ids[items])
         counts = np.asarray([len(g.positions) for g in geoms], np.int64)
-        geometry = np.concatenate([g.positions for g in geoms]) if geoms else np.zeros((0, self.schema.rank))
+        geometry = self.store.space.points(np.concatenate([g.positions for g in geoms])) if geoms \
+            else np.zeros((0, self.schema.rank))
         return enc.Annotations(geometry, props, self.item_ids[items], counts)

@@ -18,8 +18,7 @@ from ..cache import Memo
 from ..encoders import annotations as enc
 from ..properties import columns
 from ..store import ZVFStore
-from ..units import dimensions
-from .annotation_layer import relationship_key
+from .annotation_layer import annotation_info
 from .common import Cell, SegmentIds, shuffle_order
 from .pyramid import Pyramid
 
@@ -33,6 +32,7 @@ class PointSource:
     def __init__(self, store: ZVFStore) -> None:
         self.store = store
         self.level = store.levels[0]
+        store.space.check_axis_aligned("annotation layers")
         self.pyramid = Pyramid.of(store)
         self.grid = self.pyramid.grids[0]
         self.segments = SegmentIds(self.level)
@@ -74,13 +74,12 @@ class PointSource:
         if self.schema.relationships:
             segs = self.segments.of(data.owners[rows])
             related = [[np.asarray([s], np.uint64)] for s in segs]
-        return enc.Annotations(data.positions[rows], props, ids.astype(np.uint64), related=related)
+        return enc.Annotations(self.store.space.points(data.positions[rows]), props, ids.astype(np.uint64),
+                               related=related)
 
     # -- AnnotationSource
     def info(self) -> dict:
-        return enc.info(self.schema, dimensions(self.store.axes, self.store.path), self.grid.lower,
-                        self.grid.upper, self.spatial_levels(),
-                        {r: relationship_key(r) for r in self.schema.relationships})
+        return annotation_info(self)
 
     # -- level of detail
     def _top(self, cell: Cell) -> Cell:

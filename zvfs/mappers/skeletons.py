@@ -5,7 +5,7 @@ else object id + 1). Edges: skeletons use their [child, parent] tree (parent = p
 a stored fragment, overridden by explicit link records); graphs their explicit edges; polylines and
 streamlines join consecutive vertices (an unbranched skeleton). Every numeric per-vertex attribute
 becomes a float32 vertex attribute (the only type the client renders); more than 4 channels are
-split. ``transform`` scales store units to nanometres. ``segment_properties/`` lists every object.
+split. ``transform`` maps store coordinates to nanometres (units and ``--transform``). ``segment_properties/`` lists every object.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from ..objects import ObjectTable
 from ..properties import unique_id
 from ..store import ZVFStore
 from ..tree import Dir, File
-from ..units import si_unit
 from .annotation_layer import parse_uint
 from .common import SegmentIds
 from .segments import PROPERTIES_DIR, segment_layer_dir
@@ -27,12 +26,8 @@ MAX_COMPONENTS = 4
 
 
 def to_nanometres(store: ZVFStore) -> list[float]:
-    """Row-major 3x4 transform from store units to nanometres (unit-less axes kept as they are)."""
-    scales = []
-    for axis in store.axes:
-        scale, unit = si_unit(axis.unit)
-        scales.append(float(f"{scale / 1e-9:.12g}") if unit == "m" else 1.0)  # 1e-6/1e-9 is not 1000.0
-    return [v for i, s in enumerate(scales) for v in [s * (i == j) for j in range(3)] + [0.0]]
+    """Row-major 3x4 transform from store coordinates to nanometres."""
+    return store.space.to_nanometres()
 
 
 class SkeletonSource:
@@ -60,7 +55,7 @@ class SkeletonSource:
         return [s for s, _, _ in self.attributes]
 
     def info(self) -> dict:
-        return enc.info(self.spec, transform=to_nanometres(self.store), segment_properties=PROPERTIES_DIR)
+        return enc.info(self.spec, transform=self.store.space.to_nanometres(), segment_properties=PROPERTIES_DIR)
 
     def edges(self, oid: int) -> np.ndarray:
         """(E, 2) object-local edges, from the object's shape alone (no vertex data read)."""
