@@ -116,3 +116,48 @@ def test_streamlines_at_the_coarsest_level_that_keeps_them(streamlines) -> None:
         assert {aid - 1 for aid, s in drawn_at.items() if s == spatial} == kept - coarser
     for meta, cells in zip(r.metadata["spatial"], levels):
         assert meta["limit"] == max((len(c) for c in cells), default=1)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_pinned_levels(n: int, layer, stores, tmp_path: Path) -> None:
+    """``levels/N/annotations`` is one spatial level on level N's grid holding what Neuroglancer
+    shows of level N: everything drawn at N or coarser, each once."""
+    from support import served
+
+    with served(stores[n], tmp_path / "log") as (_, base):
+        full = per_level(layer(n))
+        for k in range(n):
+            r = read_precomputed_annotations.AnnotationReader(f"{base}levels/{k}/annotations/")
+            (meta,) = r.metadata["spatial"]
+            assert meta["chunk_size"] == list(zv.open(str(stores[n])).level(k).scale)
+            (cells,) = per_level(r)
+            pinned = sorted(int(a.id) for c in cells for a in c)
+            coarse = sorted(int(a.id) for level in full[: n - k] for c in level for a in c)
+            assert pinned == coarse
+            assert meta["limit"] == max(len(c) for c in cells)
+
+
+def test_skeletons_per_pyramid_level(streamlines, tmp_path: Path) -> None:
+    """Skeletons have no level of detail in Neuroglancer: ``levels/N/skeletons`` shows level N's
+    simplified streamlines (its metavertex sequences) as its own source, read with cloud-volume."""
+    import json
+
+    from cloudvolume import Skeleton
+
+    from support import fetch, served
+
+    path, _ = streamlines
+    ds = zv.open(str(path))
+    with served(path, tmp_path / "log") as (_, base):
+        for k in range(len(ds.levels)):
+            root = f"{base}levels/{k}/skeletons/"
+            info = json.loads(fetch(root + "info"))
+            ids = json.loads(fetch(root + "segment_properties/info"))["inline"]["ids"]
+            level = ds.level(k)
+            kept = [int(o) for o in level.objects.ids() if level.objects[int(o)].vertex_count]
+            assert ids == [str(o + 1) for o in kept], "the objects level k keeps"
+            for oid in kept[:10]:
+                skel = Skeleton.from_precomputed(fetch(f"{root}{oid + 1}"), segid=oid + 1,
+                                                 vertex_attributes=info["vertex_attributes"])
+                np.testing.assert_array_equal(skel.vertices, level.objects[oid].positions)
+                assert len(skel.edges) == len(skel.vertices) - 1

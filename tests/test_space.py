@@ -4,7 +4,6 @@ server with Neuroglancer's reader and cloud-volume."""
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +12,10 @@ import zarr_vectors as zv
 from cloudvolume import Skeleton
 from neuroglancer import read_precomputed_annotations
 
-from support import build_skeletons, fetch, served, small_schema, zvfs
+from support import build_skeletons, fetch, served, zvfs
 from zvfs.space import parse_affine
 
 VOXEL = [[4, 0, 0, 10], [0, 4, 0, -20], [0, 0, 25, 5], [0, 0, 0, 1]]  # 4 um x 4 um x 25 um, offset
-SI = {"nanometer": 1e-9, "micrometer": 1e-6, "millimeter": 1e-3}
 
 
 def voxel_points(path: Path) -> np.ndarray:

@@ -8,7 +8,7 @@ read of the level's link records, so objects crossing chunk seams come out whole
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -138,3 +138,9 @@ class ObjectTable:
         attributes = {a.name: np.concatenate([d.attributes[a.name][s:s + c] for d, s, c in datas])
                       for a in self.level.vertex_attributes} if datas else {}
         return ObjectGeometry(positions, attributes, pieces, links, records)
+
+
+@cache
+def object_table(level: LevelReader) -> ObjectTable:
+    """The one :class:`ObjectTable` of a level (its indexes are built once per open store)."""
+    return ObjectTable(level)

@@ -1,6 +1,7 @@
 """Mappers: per ZVF geometry type, which precomputed layers (directories and files) exist."""
 from __future__ import annotations
 
+from functools import cache
 from typing import Callable
 
 from ..errors import StoreError
@@ -11,37 +12,43 @@ from .graphs import EdgeItems
 from .lines import ObjectItems
 from .meshes import MeshSource, legacy_dir, multilod_dir
 from .points import PointSource
+from .pyramid import Pyramid
 from .skeletons import SkeletonSource, skeleton_dir
 
 
-def _point_cloud(store: ZVFStore) -> Dir:
-    return Dir({"annotations": annotation_dir(PointSource(store))})
+Layers = dict[str, Dir]
 
 
-def _line(store: ZVFStore) -> Dir:
-    return Dir({"annotations": annotation_dir(ObjectItems(store, "line"))})
+def _point_cloud(store: ZVFStore, level: int | None) -> Layers:
+    return {"annotations": annotation_dir(PointSource(store, level))}
 
 
-def _polyline(store: ZVFStore) -> Dir:
-    return Dir({"annotations": annotation_dir(ObjectItems(store, "polyline")),
-                "skeletons": skeleton_dir(SkeletonSource(store))})
+def _line(store: ZVFStore, level: int | None) -> Layers:
+    return {"annotations": annotation_dir(ObjectItems(store, "line", level))}
 
 
-def _graph(store: ZVFStore) -> Dir:
-    return Dir({"annotations": annotation_dir(EdgeItems(store)),
-                "skeletons": skeleton_dir(SkeletonSource(store))})
+def _polyline(store: ZVFStore, level: int | None) -> Layers:
+    return {"annotations": annotation_dir(ObjectItems(store, "polyline", level)),
+            "skeletons": skeleton_dir(SkeletonSource(store, level or 0))}
 
 
-def _skeleton(store: ZVFStore) -> Dir:
-    return Dir({"skeletons": skeleton_dir(SkeletonSource(store))})
+def _graph(store: ZVFStore, level: int | None) -> Layers:
+    return {"annotations": annotation_dir(EdgeItems(store, level)),
+            "skeletons": skeleton_dir(SkeletonSource(store, level or 0))}
 
 
-def _mesh(store: ZVFStore) -> Dir:
+def _skeleton(store: ZVFStore, level: int | None) -> Layers:
+    return {"skeletons": skeleton_dir(SkeletonSource(store, level or 0))}
+
+
+def _mesh(store: ZVFStore, level: int | None) -> Layers:
+    if level is not None:
+        return {}
     src = MeshSource(store)
-    return Dir({"meshes": multilod_dir(src), "legacy_meshes": legacy_dir(src)})
+    return {"meshes": multilod_dir(src), "legacy_meshes": legacy_dir(src)}
 
 
-MAPPERS: dict[str, Callable[[ZVFStore], Dir]] = {
+MAPPERS: dict[str, Callable[[ZVFStore, int | None], Layers]] = {
     "point_cloud": _point_cloud,
     "line": _line,
     "polyline": _polyline,
@@ -53,9 +60,16 @@ MAPPERS: dict[str, Callable[[ZVFStore], Dir]] = {
 
 
 def map_store(store: ZVFStore) -> Dir:
-    """The root directory of a store's precomputed tree."""
+    """The root directory of a store's precomputed tree: its layers, and with a pyramid
+    ``levels/N/`` holding the layers of pyramid level N alone (a pinned level of detail)."""
     mapper = MAPPERS.get(store.kind)
     if mapper is None:
         raise StoreError(f"{store.path}: geometry type {store.kind!r} is not supported "
                          f"(supported: {', '.join(sorted(MAPPERS))})")
-    return mapper(store)
+    layers: dict = mapper(store, None)
+    depth = Pyramid.of(store).depth
+    if depth > 1:
+        names = [str(n) for n in range(depth) if mapper is not _mesh]
+        level_dir = cache(lambda name: Dir(mapper(store, int(name))))
+        layers["levels"] = Dir(names=lambda: iter(names), child=lambda name: level_dir(name) if name in names else None)
+    return Dir(layers)

@@ -24,6 +24,8 @@ class AnnotationSource(Protocol):
 
     def info(self) -> dict: ...
 
+    spatial_depth: int  # number of spatial levels, keys spatial0 (coarsest) ... spatial{depth-1}
+
     def spatial_levels(self) -> Sequence[enc.SpatialLevel]: ...
 
     def cells(self, level: int) -> Iterable[Cell]: ...
@@ -87,8 +89,8 @@ def annotation_dir(src: AnnotationSource) -> Dir:
     """``info``, one ``spatialN`` per level, ``by_id`` and one ``rel_<id>`` per relationship."""
     schema = src.schema
     children: dict = {"info": json_file(src.info)}
-    for k, level in enumerate(src.spatial_levels()):
-        children[level.key] = _spatial_dir(src, k)
+    for k in range(src.spatial_depth):  # known without counting annotations
+        children[f"spatial{k}"] = _spatial_dir(src, k)
     children["by_id"] = Dir(names=lambda: map(str, src.ids()), child=lambda name: _by_id_file(src, name))
     for rel in schema.relationships:
         children[relationship_key(rel)] = Dir(

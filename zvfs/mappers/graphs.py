@@ -12,7 +12,7 @@ from functools import cached_property
 import numpy as np
 
 from ..encoders import annotations as enc
-from ..objects import ObjectTable
+from ..objects import object_table
 from ..properties import columns
 from ..store import AttributeInfo, ZVFStore
 from .common import Cell
@@ -22,9 +22,9 @@ from .items import ItemSource
 class EdgeItems(ItemSource):
     """One line annotation per explicit edge (link record) of a graph level."""
 
-    def __init__(self, store: ZVFStore) -> None:
-        super().__init__(store)
-        self.objects = ObjectTable(self.level)
+    def __init__(self, store: ZVFStore, only_level: int | None = None) -> None:
+        super().__init__(store, only_level)
+        self.objects = object_table(self.level)
         taken: set[str] = set()
         self.edge_columns = columns(self._edge_attributes, "edge", taken)
         object_attrs = [a for a in self.level.object_attributes if a.name != self.segments.ATTRIBUTE]

@@ -60,12 +60,15 @@ class ItemSource(ABC):
     schema: enc.AnnotationSchema
     columns: list[Column]
 
-    def __init__(self, store: ZVFStore, level_index: int = 0) -> None:
+    def __init__(self, store: ZVFStore, only_level: int | None = None) -> None:
+        """Every pyramid level, or with ``only_level`` N one spatial level on level N's grid holding
+        every item drawn at N or coarser."""
         self.store = store
-        self.level = store.levels[level_index]
+        self.level = store.levels[0]
         store.space.check_axis_aligned("annotation layers")
         self.pyramid = Pyramid.of(store)
         self.grid = self.pyramid.grids[0]
+        self.shown = list(range(self.pyramid.depth)) if only_level is None else [only_level]
         self.segments = SegmentIds(self.level)
 
     # -- what a geometry type provides
@@ -133,7 +136,11 @@ class ItemSource(ABC):
     def _by_cell(self) -> list[dict[Cell, np.ndarray]]:
         """Per pyramid level: chunk -> item rows drawn there, shuffled by id."""
         members: list[dict[Cell, list[int]]] = [{} for _ in range(self.pyramid.depth)]
-        for i, (cells, k) in enumerate(zip(self._table[0], self._item_levels.tolist())):
+        band = self.pyramid.band(self.shown)
+        for i, (cells, drawn) in enumerate(zip(self._table[0], self._item_levels.tolist())):
+            k = int(band[drawn])
+            if k < 0:
+                continue
             for chunk in dict.fromkeys(self.pyramid.chunk_of(k, c) for c in cells):
                 members[k].setdefault(chunk, []).append(i)
         ids = self.item_ids
@@ -147,12 +154,16 @@ class ItemSource(ABC):
     def info(self) -> dict:
         return annotation_info(self)
 
+    @property
+    def spatial_depth(self) -> int:
+        return len(self.shown)
+
     def _level(self, spatial: int) -> int:
-        return self.pyramid.depth - 1 - spatial
+        return self.shown[len(self.shown) - 1 - spatial]
 
     def spatial_levels(self) -> list[enc.SpatialLevel]:
         out = []
-        for spatial in range(self.pyramid.depth):
+        for spatial in range(len(self.shown)):
             k = self._level(spatial)
             grid = self.pyramid.grids[k]
             limit = max((len(r) for r in self._by_cell[k].values()), default=1)

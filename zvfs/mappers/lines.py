@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from ..encoders import annotations as enc
-from ..objects import ObjectTable
+from ..objects import object_table
 from ..properties import columns
 from ..store import ZVFStore
 from .common import Cell
@@ -24,9 +24,9 @@ from .items import ItemSource
 class ObjectItems(ItemSource):
     """One annotation per ZVF object: ``line`` (2 vertices) or ``polyline``."""
 
-    def __init__(self, store: ZVFStore, annotation_type: str) -> None:
-        super().__init__(store)
-        self.objects = ObjectTable(self.level)
+    def __init__(self, store: ZVFStore, annotation_type: str, only_level: int | None = None) -> None:
+        super().__init__(store, only_level)
+        self.objects = object_table(self.level)
         self.is_line = annotation_type == "line"
         taken: set[str] = set()
         self.vertex_columns = []

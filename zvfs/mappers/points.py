@@ -9,7 +9,7 @@ object index, relationship ``object`` links each point to its object's segment i
 """
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Iterable
 
 import numpy as np
@@ -29,12 +29,16 @@ REGION_CACHE_BYTES = 32 * 2**20
 class PointSource:
     """An :class:`~zvfs.mappers.annotation_layer.AnnotationSource` over a point cloud's pyramid."""
 
-    def __init__(self, store: ZVFStore) -> None:
+    def __init__(self, store: ZVFStore, only_level: int | None = None) -> None:
+        """Every pyramid level, or with ``only_level`` N one spatial level on level N's grid holding
+        everything drawn at N or coarser (what Neuroglancer shows of level N)."""
         self.store = store
         self.level = store.levels[0]
         store.space.check_axis_aligned("annotation layers")
         self.pyramid = Pyramid.of(store)
         self.grid = self.pyramid.grids[0]
+        self.shown = list(range(self.pyramid.depth)) if only_level is None else [only_level]
+        self._band = self.pyramid.band(self.shown)
         self.segments = SegmentIds(self.level)
         taken: set[str] = set()
         self.vertex_columns = columns(self.level.vertex_attributes, "vertex", taken)
@@ -44,18 +48,7 @@ class PointSource:
         rels = (RELATIONSHIP,) if self.level.has_objects else ()
         self.schema = enc.AnnotationSchema("point", len(store.axes), props, rels)
         self.schema.check()
-        self._regions: Memo[dict[Cell, np.ndarray]] = Memo(
-            REGION_CACHE_BYTES, getsizeof=lambda d: sum(a.nbytes for a in d.values()) + 64 * len(d))
-
-    @cached_property
-    def _offsets(self) -> np.ndarray:
-        """First id - 1 of each level-0 cell, in sorted cell order, plus the total at the end."""
-        counts = [self.level.count(c) for c in self.level.cells]
-        return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
-
-    @cached_property
-    def _cell_index(self) -> dict[Cell, int]:
-        return {c: i for i, c in enumerate(self.level.cells)}
+        self.index = point_index(store)
 
     @cached_property
     def _object_values(self) -> dict[str, np.ndarray]:
@@ -64,7 +57,7 @@ class PointSource:
     def _batch(self, cell: Cell, rows: np.ndarray) -> enc.Annotations:
         """Annotations for some rows of one ZVF cell."""
         data = self.level.cell(cell)
-        ids = self._offsets[self._cell_index[cell]] + rows + 1
+        ids = self.index.offsets[self.index.cell_index[cell]] + rows + 1
         props = {c.prop.id: c.values(data.attributes)[rows] for c in self.vertex_columns}
         if self.object_columns:
             obj_rows = np.searchsorted(self.level.object_ids, data.owners[rows])
@@ -82,55 +75,33 @@ class PointSource:
         return annotation_info(self)
 
     # -- level of detail
-    def _top(self, cell: Cell) -> Cell:
-        return self.pyramid.chunk_of(self.pyramid.depth - 1, cell)
-
-    @cached_property
-    def _region_cells(self) -> dict[Cell, list[Cell]]:
-        """Coarsest-level chunk -> the level-0 cells inside it."""
-        out: dict[Cell, list[Cell]] = {}
-        for cell in self.level.cells:
-            out.setdefault(self._top(cell), []).append(cell)
-        return out
-
-    def _draw_levels(self, region: Cell) -> dict[Cell, np.ndarray]:
-        """Level-0 cell -> the level each of its points is drawn at (all cells of one region)."""
-        def compute() -> dict[Cell, np.ndarray]:
-            cells = self._region_cells[region]
-            datas = [self.level.cell(c) for c in cells]
-            ids = np.concatenate([self._offsets[self._cell_index[c]] + 1 + np.arange(len(d.positions))
-                                  for c, d in zip(cells, datas)])
-            owners = None if datas[0].owners is None else np.concatenate([d.owners for d in datas])
-            drawn = self.pyramid.draw_levels(np.concatenate([d.positions for d in datas]), ids, owners)
-            bounds = np.cumsum([0] + [len(d.positions) for d in datas])
-            return {c: drawn[a:b] for c, a, b in zip(cells, bounds[:-1], bounds[1:])}
-
-        if self.pyramid.depth == 1:
-            return {c: np.zeros(self.level.count(c), np.int64) for c in self._region_cells[region]}
-        return self._regions.get(region, compute)
-
     def _rows(self, k: int, base_cell: Cell) -> np.ndarray:
-        return np.flatnonzero(self._draw_levels(self._top(base_cell))[base_cell] == k)
+        return np.flatnonzero(self._band[self.index.draw_levels(self.index.region_of(base_cell))[base_cell]] == k)
 
     @cached_property
     def _counts(self) -> list[dict[Cell, tuple[int, list[Cell]]]]:
-        """Per pyramid level: its chunk -> (points drawn there, level-0 cells contributing)."""
+        """Per shown pyramid level: its chunk -> (points drawn there, level-0 cells contributing)."""
         out: list[dict[Cell, tuple[int, list[Cell]]]] = [{} for _ in range(self.pyramid.depth)]
-        for region in self._region_cells:
-            for base_cell, drawn in self._draw_levels(region).items():
-                per_level = np.bincount(drawn, minlength=self.pyramid.depth)
+        for region in self.index.region_cells:
+            for base_cell, drawn in self.index.draw_levels(region).items():
+                shown = self._band[drawn]
+                per_level = np.bincount(shown[shown >= 0], minlength=self.pyramid.depth)
                 for k in np.flatnonzero(per_level):
                     chunk = self.pyramid.chunk_of(int(k), base_cell)
                     n, cells = out[k].get(chunk, (0, []))
                     out[k][chunk] = (n + int(per_level[k]), cells + [base_cell])
         return out
 
+    @property
+    def spatial_depth(self) -> int:
+        return len(self.shown)
+
     def _level(self, spatial: int) -> int:
-        return self.pyramid.depth - 1 - spatial
+        return self.shown[len(self.shown) - 1 - spatial]
 
     def spatial_levels(self) -> list[enc.SpatialLevel]:
         out = []
-        for spatial in range(self.pyramid.depth):
+        for spatial in range(len(self.shown)):
             k = self._level(spatial)
             limit = max((n for n, _ in self._counts[k].values()), default=1)
             grid = self.pyramid.grids[k]
@@ -159,13 +130,13 @@ class PointSource:
                                batch.ids[order])
 
     def ids(self) -> Iterable[int]:
-        return range(1, int(self._offsets[-1]) + 1)
+        return range(1, int(self.index.offsets[-1]) + 1)
 
     def _locate(self, aid: int) -> tuple[Cell, int] | None:
-        if not 1 <= aid <= self._offsets[-1]:
+        if not 1 <= aid <= self.index.offsets[-1]:
             return None
-        i = int(np.searchsorted(self._offsets, aid - 1, side="right")) - 1
-        return self.level.cells[i], aid - 1 - int(self._offsets[i])
+        i = int(np.searchsorted(self.index.offsets, aid - 1, side="right")) - 1
+        return self.level.cells[i], aid - 1 - int(self.index.offsets[i])
 
     def annotation_extent(self, aid: int) -> tuple[list[int], int] | None:
         if self._locate(aid) is None:
@@ -207,3 +178,55 @@ def concat(schema: enc.AnnotationSchema, batches: list[enc.Annotations]) -> enc.
     counts = None if batches[0].counts is None else np.concatenate([b.counts for b in batches])
     return enc.Annotations(np.concatenate([b.geometry for b in batches]), props,
                            np.concatenate([b.ids for b in batches]), counts)
+
+
+class PointIndex:
+    """Level-0 ids and the level each point is drawn at, shared by every source of one store."""
+
+    def __init__(self, store: ZVFStore) -> None:
+        self.level = store.levels[0]
+        self.pyramid = Pyramid.of(store)
+        self._regions: Memo[dict[Cell, np.ndarray]] = Memo(
+            REGION_CACHE_BYTES, getsizeof=lambda d: sum(a.nbytes for a in d.values()) + 64 * len(d))
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """First id - 1 of each level-0 cell, in sorted cell order, plus the total at the end."""
+        counts = [self.level.count(c) for c in self.level.cells]
+        return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+
+    @cached_property
+    def cell_index(self) -> dict[Cell, int]:
+        return {c: i for i, c in enumerate(self.level.cells)}
+
+    def region_of(self, cell: Cell) -> Cell:
+        return self.pyramid.chunk_of(self.pyramid.depth - 1, cell)
+
+    @cached_property
+    def region_cells(self) -> dict[Cell, list[Cell]]:
+        """Coarsest-level chunk -> the level-0 cells inside it."""
+        out: dict[Cell, list[Cell]] = {}
+        for cell in self.level.cells:
+            out.setdefault(self.region_of(cell), []).append(cell)
+        return out
+
+    def draw_levels(self, region: Cell) -> dict[Cell, np.ndarray]:
+        """Level-0 cell -> the level each of its points is drawn at (all cells of one region)."""
+        def compute() -> dict[Cell, np.ndarray]:
+            cells = self.region_cells[region]
+            datas = [self.level.cell(c) for c in cells]
+            ids = np.concatenate([self.offsets[self.cell_index[c]] + 1 + np.arange(len(d.positions))
+                                  for c, d in zip(cells, datas)])
+            owners = None if datas[0].owners is None else np.concatenate([d.owners for d in datas])
+            drawn = self.pyramid.draw_levels(np.concatenate([d.positions for d in datas]), ids, owners)
+            bounds = np.cumsum([0] + [len(d.positions) for d in datas])
+            return {c: drawn[a:b] for c, a, b in zip(cells, bounds[:-1], bounds[1:])}
+
+        if self.pyramid.depth == 1:
+            return {c: np.zeros(self.level.count(c), np.int64) for c in self.region_cells[region]}
+        return self._regions.get(region, compute)
+
+
+@cache
+def point_index(store: ZVFStore) -> PointIndex:
+    return PointIndex(store)

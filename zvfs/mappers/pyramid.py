@@ -16,7 +16,7 @@ point per level-k bin, as the ZVF level's metavertices do.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -49,7 +49,9 @@ class Pyramid:
     ratios: tuple[np.ndarray, ...]  # per level: its chunk shape / level 0's, per axis
 
     @classmethod
+    @cache
     def of(cls, store: ZVFStore, max_levels: int | None = None) -> "Pyramid":
+        """The store's pyramid (built once per open store)."""
         base = store.levels[0]
         levels, ratios = [base], [np.ones(len(base.chunk_shape), np.int64)]
         for level in store.levels[1:max_levels]:
@@ -69,6 +71,15 @@ class Pyramid:
     @property
     def depth(self) -> int:
         return len(self.levels)
+
+    def band(self, shown: list[int]) -> np.ndarray:
+        """For each pyramid level an annotation can be drawn at, the shown level whose spatial level
+        holds it: the finest shown level at or below it (-1: not shown). Showing every level maps
+        each to itself; showing only level N (``levels/N/``) gathers everything drawn at N or coarser."""
+        out = np.full(self.depth, -1, np.int64)
+        for k in sorted(shown):
+            out[k:] = k
+        return out
 
     def chunk_of(self, k: int, base_cell: Cell) -> Cell:
         """The level-k chunk holding a level-0 chunk."""

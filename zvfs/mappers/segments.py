@@ -17,6 +17,7 @@ import numpy as np
 from typing import Callable, Iterable
 
 from ..encoders.segment_properties import SegmentProperty, info
+from ..objects import object_table
 from ..store import LevelReader
 from ..tree import Dir, File
 from .annotation_layer import json_file
@@ -42,8 +43,11 @@ def _number(name: str, values: np.ndarray) -> SegmentProperty | None:
 
 
 def segment_properties(level: LevelReader, segments: SegmentIds) -> dict:
-    """The inline segment-properties ``info`` for every object of ``level``."""
-    oids = level.object_ids
+    """The inline segment-properties ``info`` for every object ``level`` holds (a coarse level
+    keeps only some)."""
+    table = object_table(level)
+    kept = np.asarray([table.size(o) > 0 for o in level.object_ids.tolist()], bool)
+    oids = level.object_ids[kept]
     props: list[SegmentProperty | None] = []
     labels = [f"object {o}" for o in oids.tolist()]
     tags: list[str] = []
@@ -51,7 +55,7 @@ def segment_properties(level: LevelReader, segments: SegmentIds) -> dict:
     for attr in level.object_attributes:
         if attr.name == SegmentIds.ATTRIBUTE:
             continue
-        values = np.asarray(level.object_attribute(attr.name))
+        values = np.asarray(level.object_attribute(attr.name))[kept]
         if attr.categories:
             strings = np.asarray(attr.categories, dtype=object)[values.astype(np.int64)]
             if attr.name.lower() in LABEL_NAMES:

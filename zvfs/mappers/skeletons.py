@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from ..encoders import skeletons as enc
-from ..objects import ObjectTable
+from ..objects import object_table
 from ..properties import unique_id
 from ..store import ZVFStore
 from ..tree import Dir, File
@@ -25,21 +25,16 @@ from .segments import PROPERTIES_DIR, segment_layer_dir
 MAX_COMPONENTS = 4
 
 
-def to_nanometres(store: ZVFStore) -> list[float]:
-    """Row-major 3x4 transform from store coordinates to nanometres."""
-    return store.space.to_nanometres()
-
-
 class SkeletonSource:
     """Skeleton files over the objects of one level."""
 
-    def __init__(self, store: ZVFStore) -> None:
+    def __init__(self, store: ZVFStore, level_index: int = 0) -> None:
         if len(store.axes) != 3:
             raise ValueError(f"{store.path}: skeletons need 3 spatial axes, store has {len(store.axes)}")
         self.store = store
         self.kind = store.kind
-        self.level = store.levels[0]
-        self.objects = ObjectTable(self.level)
+        self.level = store.levels[level_index]
+        self.objects = object_table(self.level)
         self.segments = SegmentIds(self.level)
         taken: set[str] = set()
         self.attributes: list[tuple[enc.VertexAttribute, str, slice]] = []
@@ -72,9 +67,6 @@ class SkeletonSource:
             return np.stack([child, parent[child]], 1)
         return np.stack([np.arange(n - 1), np.arange(1, n)], 1) if n > 1 else np.zeros((0, 2), np.int64)
 
-    def object_of(self, segment: int) -> int | None:
-        return self.segments.object_of(segment)
-
     def size(self, oid: int) -> int:
         return enc.size(self.objects.size(oid), len(self.edges(oid)), self.spec)
 
@@ -88,7 +80,13 @@ class SkeletonSource:
 
     @cached_property
     def segment_ids(self) -> np.ndarray:
-        return np.sort(self.segments.of(self.objects.ids))
+        """Segments of the objects this level holds (a coarse level may drop some)."""
+        kept = np.asarray([o for o in self.objects.ids.tolist() if self.objects.size(o)], np.int64)
+        return np.sort(self.segments.of(kept))
+
+    def object_of(self, segment: int) -> int | None:
+        oid = self.segments.object_of(segment)
+        return oid if oid is not None and self.objects.size(oid) else None
 
 
 def skeleton_dir(src: SkeletonSource) -> Dir:
