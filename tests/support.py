@@ -345,3 +345,29 @@ def add_pyramid(path: Path, levels: int) -> Path:
         factors, chunks = [(2, 1), (2, 2), (2, 1)][: levels - 1], [1, 2, 1][: levels - 1]
         zv.open(str(path), mode="r+").build_pyramid(factors=factors, chunk_scale_factors=chunks, sparsity_seed=0)
     return path
+
+
+def put_level_meshes(path: Path, level: int, meshes: list[tuple[np.ndarray, np.ndarray]]) -> Path:
+    """Give pyramid ``level`` (on the root chunk grid) triangles: its geometry replaced by ``meshes``
+    (object k = ``meshes[k]``) as zarr-vectors writes them at level 0 of a scratch store. The coarse
+    level of a writer that simplifies; zarr-vectors' own pyramids keep vertices only."""
+    import json
+    import shutil
+
+    scratch = path.with_name(f"{path.name}.level{level}")
+    V = np.concatenate([v for v, _ in meshes])
+    starts = np.cumsum([0] + [len(v) for v, _ in meshes])
+    F = np.concatenate([f + s for (_, f), s in zip(meshes, starts)])
+    O = np.concatenate([np.full(len(v), k) for k, (v, _) in enumerate(meshes)])
+    zv.create(str(scratch), schema=small_schema("mesh")).add_mesh(V, F, object_ids=O)
+    for name in ("vertices", "vertex_fragments", "object_index", "links", "link_fragments"):
+        shutil.rmtree(path / str(level) / name, ignore_errors=True)
+        shutil.copytree(scratch / "0" / name, path / str(level) / name)
+    meta_path = path / str(level) / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    attrs = meta["attributes"]["zarr_vectors_level"]
+    attrs.update(arrays_present=["vertices", "links", "object_index"], vertex_count=len(V))
+    attrs.pop("shared_fragments", None)
+    meta_path.write_text(json.dumps(meta))
+    shutil.rmtree(scratch)
+    return path

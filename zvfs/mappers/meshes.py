@@ -5,6 +5,13 @@ Each object is assembled whole from every chunk it crosses (faces from its link 
 output sizes cannot be known from counts, so a segment is encoded once, on the first ``stat`` or
 read of either of its two files, and kept in a byte-bounded cache; legacy fragment sizes come from
 counts. Per-vertex attributes have no place in precomputed meshes and are not carried.
+
+Levels of detail: one LOD per ZVF level, LOD 0 the level-0 mesh. A coarse level's own faces are
+used where it has them; zarr-vectors' pyramids keep vertices only, so otherwise LOD k is the
+level-0 mesh simplified to the object's vertex reduction at level k (its vertex count there over
+its level-0 count). An object the level drops takes the reduction of the objects the level keeps
+(their summed vertex counts there over at level 0). Reductions never grow from one LOD to the next.
+The legacy view is level 0 only.
 """
 from __future__ import annotations
 
@@ -14,13 +21,13 @@ import numpy as np
 
 from ..cache import Memo
 from ..encoders import meshes as enc
-from ..objects import ObjectTable
+from ..meshing import simplify
+from ..objects import object_table
 from ..store import ZVFStore
 from ..tree import Dir, File
 from .annotation_layer import parse_uint
 from .common import SegmentIds
 from .segments import PROPERTIES_DIR, segment_layer_dir
-from .skeletons import to_nanometres
 
 ENCODED_CACHE_BYTES = 128 * 2**20
 
@@ -33,9 +40,10 @@ class MeshSource:
             raise ValueError(f"{store.path}: meshes need 3 spatial axes, store has {len(store.axes)}")
         self.store = store
         self.level = store.levels[0]
-        self.objects = ObjectTable(self.level)
+        self.tables = [object_table(level) for level in store.levels]
+        self.objects = self.tables[0]
         self.segments = SegmentIds(self.level)
-        self.transform = to_nanometres(store)
+        self.transform = store.space.to_nanometres()
         self._encoded: Memo[enc.EncodedMesh] = Memo(ENCODED_CACHE_BYTES,
                                                      getsizeof=lambda m: len(m.manifest) + len(m.data))
 
@@ -58,8 +66,60 @@ class MeshSource:
     def multilod_info(self) -> dict:
         return enc.info(transform=self.transform, segment_properties=PROPERTIES_DIR)
 
+    @cached_property
+    def _sizes(self) -> np.ndarray:
+        """(levels, objects) vertex count of each level-0 object at each level (0: dropped)."""
+        return np.asarray([[t.size(oid) for oid in self.objects.ids.tolist()] for t in self.tables], np.int64)
+
+    @cached_property
+    def _level_ratios(self) -> list[float]:
+        """Per level: summed vertex counts of the objects it keeps, over theirs at level 0 (1 if none)."""
+        out = []
+        for sizes in self._sizes:
+            kept = (sizes > 0) & (self._sizes[0] > 0)
+            out.append(float(sizes[kept].sum() / self._sizes[0][kept].sum()) if kept.any() else 1.0)
+        return out
+
+    def lod_ratios(self, oid: int) -> list[float]:
+        """Target vertex reduction of each LOD of an object (see the module docstring)."""
+        sizes = self._sizes[:, self.objects.row_of(oid)]
+        out = [1.0]
+        for k in range(1, len(sizes)):
+            ratio = sizes[k] / sizes[0] if sizes[k] and sizes[0] else self._level_ratios[k]
+            out.append(min(out[-1], float(ratio)))
+        return out
+
+    def coarse_faces(self, oid: int, k: int) -> enc.Mesh | None:
+        """An object's mesh at level k when that level holds triangles for it."""
+        table = self.tables[k]
+        if not table.size(oid):
+            return None
+        faces = table.connectivity(oid)[1]
+        if faces.ndim != 2 or faces.shape[1] != 3 or not len(faces):
+            return None
+        return table.geometry(oid).positions, faces
+
+    def lods(self, oid: int) -> list[enc.Mesh]:
+        """The mesh of every LOD of an object, finest first."""
+        base = self.mesh(oid)
+        out = [base]
+        for k, ratio in enumerate(self.lod_ratios(oid)[1:], 1):
+            out.append(self.coarse_faces(oid, k) or simplify(*base, ratio))
+        return out
+
+    def grid(self, lods: list[enc.Mesh]) -> tuple[np.ndarray, np.ndarray]:
+        """Octree ``(grid_origin, chunk_shape)``: the encoder's default (the coarsest LOD in one node)
+        with LOD-0 nodes no smaller than a level-0 ZVF chunk, so small objects are not cut up."""
+        origin, chunk = enc.default_grid(lods)
+        return origin, np.maximum(chunk, self.level.chunk_shape)
+
+    def encode(self, oid: int) -> enc.EncodedMesh:
+        lods = self.lods(oid)
+        origin, chunk = self.grid(lods)
+        return enc.encode_multilod(lods, grid_origin=origin, chunk_shape=chunk)
+
     def encoded(self, oid: int) -> enc.EncodedMesh:
-        return self._encoded.get(oid, lambda: enc.encode_multilod([self.mesh(oid)]))
+        return self._encoded.get(oid, lambda: self.encode(oid))
 
     # -- legacy: positions in nanometres, one fragment per segment
     def legacy_info(self) -> dict:
@@ -67,8 +127,8 @@ class MeshSource:
 
     def legacy_fragment(self, oid: int) -> bytes:
         vertices, faces = self.mesh(oid)
-        scale = np.asarray(self.transform, np.float64).reshape(3, 4)[:, :3].diagonal()
-        return enc.legacy_fragment(vertices * scale, faces)
+        transform = np.asarray(self.transform, np.float64).reshape(3, 4)
+        return enc.legacy_fragment(np.asarray(vertices, np.float64) @ transform[:, :3].T + transform[:, 3], faces)
 
 
 def multilod_dir(src: MeshSource) -> Dir:
