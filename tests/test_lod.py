@@ -161,3 +161,39 @@ def test_skeletons_per_pyramid_level(streamlines, tmp_path: Path) -> None:
                                                  vertex_attributes=info["vertex_attributes"])
                 np.testing.assert_array_equal(skel.vertices, level.objects[oid].positions)
                 assert len(skel.edges) == len(skel.vertices) - 1
+
+
+def test_pinned_mesh_levels(tmp_path: Path) -> None:
+    """``levels/N/meshes`` holds one LOD, level N's mesh of each object: decoded with DracoPy it
+    covers the same surface as LOD N of ``meshes/``."""
+    import DracoPy
+
+    from support import build_meshes, fetch, served
+
+    store, _ = build_meshes(tmp_path / "m.zarrvectors")
+    add_pyramid(store, 3)
+
+    def lod_area(manifest: bytes, data: bytes, lod: int) -> float:
+        chunk = np.frombuffer(manifest, "<f4", 3).astype(np.float64)
+        (lods,) = np.frombuffer(manifest, "<u4", 1, offset=24)
+        counts = np.frombuffer(manifest, "<u4", lods, offset=28 + 16 * lods)
+        offset, start, area = 28 + 20 * lods, 0, 0.0
+        for k, n in enumerate(counts):
+            sizes = np.frombuffer(manifest, "<u4", n, offset=offset + 12 * n)
+            offset += 16 * n
+            for size in sizes:
+                if k == lod and size:
+                    m = DracoPy.decode(data[start:start + size])
+                    v = np.asarray(m.points, np.float64) * chunk * 2**k / 65535
+                    a, b, c = (v[np.asarray(m.faces)[:, i]] for i in range(3))
+                    area += 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1).sum()
+                start += int(size)
+        return area
+
+    with served(store, tmp_path / "log") as (_, base):
+        for k in range(3):
+            full = lod_area(fetch(f"{base}meshes/1.index"), fetch(f"{base}meshes/1"), k)
+            pinned_manifest = fetch(f"{base}levels/{k}/meshes/1.index")
+            assert np.frombuffer(pinned_manifest, "<u4", 1, offset=24)[0] == 1
+            pinned = lod_area(pinned_manifest, fetch(f"{base}levels/{k}/meshes/1"), 0)
+            assert pinned == pytest.approx(full, rel=0.01)

@@ -42,10 +42,9 @@ def _skeleton(store: ZVFStore, level: int | None) -> Layers:
 
 
 def _mesh(store: ZVFStore, level: int | None) -> Layers:
-    if level is not None:
-        return {}
-    src = MeshSource(store)
-    return {"meshes": multilod_dir(src), "legacy_meshes": legacy_dir(src)}
+    src = MeshSource(store, level)
+    return {"meshes": multilod_dir(src)} if level is not None else \
+        {"meshes": multilod_dir(src), "legacy_meshes": legacy_dir(src)}
 
 
 MAPPERS: dict[str, Callable[[ZVFStore, int | None], Layers]] = {
@@ -69,7 +68,7 @@ def map_store(store: ZVFStore) -> Dir:
     layers: dict = mapper(store, None)
     depth = Pyramid.of(store).depth
     if depth > 1:
-        names = [str(n) for n in range(depth) if mapper is not _mesh]
+        names = [str(n) for n in range(depth)]
         level_dir = cache(lambda name: Dir(mapper(store, int(name))))
         layers["levels"] = Dir(names=lambda: iter(names), child=lambda name: level_dir(name) if name in names else None)
     return Dir(layers)

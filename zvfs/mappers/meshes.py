@@ -35,7 +35,8 @@ ENCODED_CACHE_BYTES = 128 * 2**20
 class MeshSource:
     """Meshes of the objects of one level."""
 
-    def __init__(self, store: ZVFStore) -> None:
+    def __init__(self, store: ZVFStore, only_level: int | None = None) -> None:
+        """Every level as a LOD, or with ``only_level`` N just level N's mesh (a pinned level)."""
         if len(store.axes) != 3:
             raise ValueError(f"{store.path}: meshes need 3 spatial axes, store has {len(store.axes)}")
         self.store = store
@@ -44,6 +45,7 @@ class MeshSource:
         self.objects = self.tables[0]
         self.segments = SegmentIds(self.level)
         self.transform = store.space.to_nanometres()
+        self.shown = list(range(len(store.levels))) if only_level is None else [only_level]
         self._encoded: Memo[enc.EncodedMesh] = Memo(ENCODED_CACHE_BYTES,
                                                      getsizeof=lambda m: len(m.manifest) + len(m.data))
 
@@ -99,13 +101,15 @@ class MeshSource:
             return None
         return table.geometry(oid).positions, faces
 
+    def lod(self, oid: int, k: int) -> enc.Mesh:
+        """An object's mesh at level k: level 0's, level k's own triangles, or a simplification."""
+        if k == 0:
+            return self.mesh(oid)
+        return self.coarse_faces(oid, k) or simplify(*self.mesh(oid), self.lod_ratios(oid)[k])
+
     def lods(self, oid: int) -> list[enc.Mesh]:
-        """The mesh of every LOD of an object, finest first."""
-        base = self.mesh(oid)
-        out = [base]
-        for k, ratio in enumerate(self.lod_ratios(oid)[1:], 1):
-            out.append(self.coarse_faces(oid, k) or simplify(*base, ratio))
-        return out
+        """The mesh of every shown LOD of an object, finest first."""
+        return [self.lod(oid, k) for k in self.shown]
 
     def grid(self, lods: list[enc.Mesh]) -> tuple[np.ndarray, np.ndarray]:
         """Octree ``(grid_origin, chunk_shape)``: the encoder's default (the coarsest LOD in one node)

@@ -15,6 +15,7 @@ point per level-k bin, as the ZVF level's metavertices do.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cache, cached_property
 
@@ -22,6 +23,8 @@ import numpy as np
 
 from ..store import LevelReader, ZVFStore
 from .common import Cell, Grid
+
+log = logging.getLogger("zvfs")
 
 
 def id_hash(ids: np.ndarray) -> np.ndarray:
@@ -56,7 +59,12 @@ class Pyramid:
         levels, ratios = [base], [np.ones(len(base.chunk_shape), np.int64)]
         for level in store.levels[1:max_levels]:
             step = _whole_multiple(level.chunk_shape, levels[-1].chunk_shape)
-            if step is None or _whole_multiple(level.chunk_shape, level.bin_shape) is None or not level.cells:
+            why = ("is empty" if not level.cells else "has chunks that do not nest in the finer level's"
+                   if step is None else "has bins that do not divide its chunks"
+                   if _whole_multiple(level.chunk_shape, level.bin_shape) is None else "")
+            if why:
+                log.warning("%s: pyramid level %d %s; level of detail stops at level %d",
+                            store.path, level.index, why, levels[-1].index)
                 break
             levels.append(level)
             ratios.append(ratios[-1] * step)
