@@ -19,7 +19,8 @@ def open_virtual_tree(path: str, cache_bytes: int = DEFAULT_CACHE_BYTES, *, tran
         rank = len(store.axes)
         store.override_space(None if transform is None else parse_affine(transform, rank),
                              None if units is None else parse_units(units, rank))
-    return VirtualTree(map_store(store), label=store.path, mtime=store.mtime, cache_bytes=cache_bytes)
+    return VirtualTree(map_store(store), label=store.path, mtime=store.mtime, cache_bytes=cache_bytes,
+                       fingerprint=store.fingerprint)
 
 
 def open_tree(path: str, cache_bytes: int = DEFAULT_CACHE_BYTES, **space: str | None) -> Tree:

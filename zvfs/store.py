@@ -113,6 +113,18 @@ class ZVFStore:
         lo, hi = self._ds.bounds
         return np.asarray(lo, np.float64), np.asarray(hi, np.float64)
 
+    def fingerprint(self) -> tuple:
+        """(inode, mtime, size) of the root and level metadata: changes when the store is
+        replaced or rewritten (two or three ``stat`` calls)."""
+        out = []
+        for rel in ["zarr.json", *(f"{lv.index}/zarr.json" for lv in self.levels)]:
+            try:
+                st = os.stat(os.path.join(self.path, rel))
+                out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
     @cached_property
     def space(self) -> "Space":
         """Where written coordinates live: the store's axes and units, identity affine, unless
@@ -166,7 +178,21 @@ class LevelReader:
     def vertex_attributes(self) -> tuple[AttributeInfo, ...]:
         with self._lock:
             names = sorted(self._level.attribute_names("vertex"))
+            self._check_listed("vertex_attributes", names)
             return tuple(self._attribute_info(n) for n in names)
+
+    def _check_listed(self, group: str, names: Sequence[str]) -> None:
+        """zarr-vectors 0.9.2 lists no attributes at all when one array's metadata is unreadable:
+        compare with the arrays on disk, so that such a store fails instead of losing attributes."""
+        if group not in self._g.children():
+            return
+        try:
+            stored = self._g[group].children()
+        except Exception as exc:
+            raise StoreError(self._where(f"{group}: unreadable metadata ({type(exc).__name__}: {exc})")) from exc
+        unlisted = sorted(set(stored) - set(names))
+        if unlisted:
+            raise StoreError(self._where(f"{group}: {unlisted} present but not readable"))
 
     def _attribute(self, name: str) -> AttributeInfo:
         return next(a for a in self.vertex_attributes if a.name == name)

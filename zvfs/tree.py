@@ -104,12 +104,23 @@ def split_path(path: str) -> list[str]:
 class VirtualTree:
     """A tree of nodes built by a mapper, with exact sizes and a byte-bounded cache of file bytes."""
 
-    def __init__(self, root: Dir, label: str, mtime: float, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+    def __init__(self, root: Dir, label: str, mtime: float, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 fingerprint: Callable[[], object] | None = None) -> None:
+        """``fingerprint`` (cheap, e.g. the store's metadata stat) is checked before every file is
+        sized or read: once it changes, files fail rather than mix old sizes with new bytes."""
         self.root = root
         self.label = label
         self.mtime = mtime
+        self._fingerprint = fingerprint
+        self._opened = fingerprint() if fingerprint else None
         self._bytes: Memo[bytes] = Memo(cache_bytes, getsizeof=len)
         self._sizes: Memo[int] = Memo(1 << 20)
+
+    def _check_unchanged(self) -> None:
+        if self._fingerprint is not None and self._fingerprint() != self._opened:
+            msg = f"{self.label}: the store changed after it was opened; mount (or serve) it again"
+            log.error("%s", msg)
+            raise ReadFailed(msg)
 
     @property
     def encodes(self) -> int:
@@ -138,6 +149,7 @@ class VirtualTree:
             raise ReadFailed(msg) from exc
 
     def _data(self, path: str, node: File) -> bytes:
+        self._check_unchanged()
         key = posixpath.normpath("/" + path)
         data = self._bytes.get(key, lambda: self._guard(path, node.data))
         size = self._sizes.get(key, lambda: len(data))
@@ -149,6 +161,7 @@ class VirtualTree:
         node = self._node(path)
         if isinstance(node, Dir):
             return Stat(True, 0, self.mtime)
+        self._check_unchanged()
         key = posixpath.normpath("/" + path)
         if node.size is None:  # known only once encoded; _data records it
             size = self._sizes.peek(key)
