@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Sequence
@@ -72,13 +73,21 @@ def is_zvf_store(path: str) -> bool:
         return False
 
 
+def is_url(path: str) -> bool:
+    """Whether ``path`` names a remote store (``s3://``, ``gs://``, ``http(s)://``, ...) that
+    zarr-vectors opens through fsspec, rather than a local directory."""
+    scheme, sep, _ = path.partition("://")
+    return bool(sep) and scheme != "file"
+
+
 def open_store(path: str) -> "ZVFStore":
     """Open a ZVF store read-only, or raise :class:`StoreError` saying why not."""
-    path = os.path.abspath(path)
-    if not os.path.exists(path):
-        raise StoreError(f"{path}: no such file or directory")
-    if not is_zvf_store(path):
-        raise StoreError(f"{path}: not a ZVF store (no zarr.json with 'zarr_vectors' attributes)")
+    if not is_url(path):
+        path = os.path.abspath(path.removeprefix("file://"))
+        if not os.path.exists(path):
+            raise StoreError(f"{path}: no such file or directory")
+        if not is_zvf_store(path):
+            raise StoreError(f"{path}: not a ZVF store (no zarr.json with 'zarr_vectors' attributes)")
     try:
         ds = zv.open(path, mode="r")
         kinds = tuple(ds.kinds)
@@ -100,7 +109,7 @@ class ZVFStore:
         self.kind = kind
         self._ds = ds
         self._lock = threading.RLock()
-        self.mtime = os.stat(os.path.join(path, "zarr.json")).st_mtime
+        self.mtime = time.time() if is_url(path) else os.stat(os.path.join(path, "zarr.json")).st_mtime
         self.levels = [LevelReader(self, ds.level(i), i, self._lock) for i in level_indices]
 
     @cached_property
@@ -115,7 +124,9 @@ class ZVFStore:
 
     def fingerprint(self) -> tuple:
         """(inode, mtime, size) of the root and level metadata: changes when the store is
-        replaced or rewritten (two or three ``stat`` calls)."""
+        replaced or rewritten (two or three ``stat`` calls). Remote stores are taken as fixed."""
+        if is_url(self.path):
+            return ()
         out = []
         for rel in ["zarr.json", *(f"{lv.index}/zarr.json" for lv in self.levels)]:
             try:

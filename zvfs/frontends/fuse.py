@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 import mfusepy
 
 from ..errors import UsageError
+from ..store import is_url
 from ..tree import NotFound, ReadFailed, Tree
 
 log = logging.getLogger("zvfs")
@@ -182,7 +183,7 @@ def mount(store: str, mountpoint: str, *, foreground: bool = False, options: dic
            "--cache-size", str(cache_bytes), *(["-o", format_options(options)] if options else []),
            *(["--transform", transform] if transform is not None else []),
            *(["--units", units] if units is not None else []),
-           os.path.abspath(store), path]
+           store if is_url(store) else os.path.abspath(store), path]
     with open(log_file, "ab") as out:
         child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
     deadline = time.monotonic() + MOUNT_TIMEOUT
