@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from functools import partial
 import re
 import sys
 
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", help="ZVF store")
     p.add_argument("outdir", help="new or empty directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true", help="complete an earlier, interrupted export")
+    p.add_argument("--dask", metavar="SCHEDULER", default=None,
+                   help="write the files as tasks on this Dask scheduler (e.g. tcp://10.0.0.5:8786)")
     _cache_arg(p)
     _space_args(p)
 
@@ -105,8 +109,11 @@ def run(args: argparse.Namespace) -> int:
         from .frontends import export
         from .source import open_virtual_tree
 
-        return export.export(open_virtual_tree(args.store, args.cache_size, **_space(args)), args.outdir,
-                             progress=not args.no_progress)
+        opener = partial(open_virtual_tree, args.store, args.cache_size, **_space(args))
+        if args.dask:
+            return export.export_dask(opener, args.outdir, args.dask, progress=not args.no_progress,
+                                      resume=args.resume)
+        return export.export(opener(), args.outdir, progress=not args.no_progress, resume=args.resume)
     if args.command == "sample":
         from . import samples
 

@@ -1,15 +1,26 @@
-"""Export front end: write a tree as real files, for static hosting."""
+"""Export front end: write a tree as real files, for static hosting.
+
+The output is a local directory or any fsspec URL (``s3://bucket/prefix``). Files are written
+under a temporary name and renamed where the filesystem can, so a partial file never shows; with
+``resume`` a rerun skips files already written completely (right size). With a Dask scheduler the
+files are written by tasks on the cluster, each re-opening the tree from a picklable ``opener``
+and writing a disjoint batch.
+"""
 from __future__ import annotations
 
-import os
+import pickle
 import posixpath
 import sys
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
 from tqdm import tqdm
 
 from ..errors import UsageError
 from ..tree import Tree
+
+BATCHES_PER_WORKER = 8
 
 
 def walk(tree: Tree, path: str = "") -> Iterator[tuple[str, bool]]:
@@ -22,26 +33,86 @@ def walk(tree: Tree, path: str = "") -> Iterator[tuple[str, bool]]:
             yield from walk(tree, child)
 
 
-def export(tree: Tree, outdir: str, *, progress: bool = True) -> int:
-    """Write every file of ``tree`` under ``outdir`` (created; must be empty if it exists)."""
-    if os.path.exists(outdir) and (not os.path.isdir(outdir) or os.listdir(outdir)):
-        raise UsageError(f"{outdir}: output directory exists and is not empty")
+def _output(outdir: str, resume: bool) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The output filesystem and root; refuses a non-empty output unless resuming."""
+    fs, root = fsspec.core.url_to_fs(outdir)
+    if fs.exists(root):
+        if not fs.isdir(root):
+            raise UsageError(f"{outdir}: output exists and is not a directory")
+        if fs.ls(root) and not resume:
+            raise UsageError(f"{outdir}: output directory exists and is not empty (use --resume to complete it)")
+    return fs, root.rstrip("/")
+
+
+def write_files(tree: Tree, paths: Sequence[str], fs: fsspec.AbstractFileSystem, root: str, resume: bool,
+                tick: Callable[[], None] = lambda: None) -> int:
+    """Write ``paths`` of ``tree`` under ``root``; returns how many were written (not skipped)."""
+    atomic = isinstance(fs, LocalFileSystem)
+    written = 0
+    for path in paths:
+        target = f"{root}/{path}"
+        if resume and fs.exists(target) and fs.size(target) == tree.stat(path).size:
+            tick()
+            continue
+        fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        tmp = target + ".part" if atomic else target
+        with fs.open(tmp, "wb") as f:
+            f.write(tree.read(path))
+        if atomic:
+            fs.mv(tmp, target)
+        written += 1
+        tick()
+    return written
+
+
+def export(tree: Tree, outdir: str, *, progress: bool = True, resume: bool = False) -> int:
+    """Write every file of ``tree`` under ``outdir`` (created; must be empty unless ``resume``)."""
+    fs, root = _output(outdir, resume)
     entries = list(walk(tree))
     for path, _ in filter(lambda e: e[1], entries):
-        os.makedirs(os.path.join(outdir, *path.split("/")), exist_ok=True)
+        fs.makedirs(f"{root}/{path}", exist_ok=True)
     files = [path for path, is_dir in entries if not is_dir]
     with tqdm(total=len(files), unit="file", disable=not progress, file=sys.stderr) as bar:
-        for path in files:
-            write_file(tree, path, outdir)
-            bar.update()
-    print(f"exported {len(files)} files from {tree.label} to {outdir}")
+        written = write_files(tree, files, fs, root, resume, bar.update)
+    print(f"exported {len(files)} files ({written} written, {len(files) - written} already complete) "
+          f"from {tree.label} to {outdir}")
     return 0
 
 
-def write_file(tree: Tree, path: str, outdir: str) -> None:
-    """One file, written under a temporary name and renamed, so a partial file never shows."""
-    target = os.path.join(outdir, *path.split("/"))
-    tmp = target + ".part"
-    with open(tmp, "wb") as f:
-        f.write(tree.read(path))
-    os.replace(tmp, target)
+_WORKER_TREES: dict[bytes, Tree] = {}
+
+
+def _worker_batch(opener: Callable[[], Tree], outdir: str, paths: list[str], resume: bool) -> int:
+    """A Dask task: write one batch, opening the tree once per worker process."""
+    key = pickle.dumps(opener)
+    tree = _WORKER_TREES.get(key)
+    if tree is None:
+        tree = _WORKER_TREES[key] = opener()
+    fs, root = fsspec.core.url_to_fs(outdir)
+    return write_files(tree, paths, fs, root.rstrip("/"), resume)
+
+
+def export_dask(opener: Callable[[], Tree], outdir: str, scheduler: str, *, progress: bool = True,
+                resume: bool = False) -> int:
+    """:func:`export` as tasks on the Dask cluster at ``scheduler`` (``tcp://host:port``)."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise UsageError("--dask needs dask.distributed: pip install 'zvfs[dask]'") from None
+    tree = opener()
+    fs, root = _output(outdir, resume)
+    files = [path for path, is_dir in walk(tree) if not is_dir]
+    with Client(scheduler) as client:
+        workers = max(1, len(client.scheduler_info()["workers"]))
+        size = max(1, -(-len(files) // (workers * BATCHES_PER_WORKER)))
+        batches = [files[i:i + size] for i in range(0, len(files), size)]
+        futures = {client.submit(_worker_batch, opener, outdir, batch, resume, pure=False): len(batch)
+                   for batch in batches}
+        written = 0
+        with tqdm(total=len(files), unit="file", disable=not progress, file=sys.stderr) as bar:
+            for future in as_completed(futures):
+                written += future.result()
+                bar.update(futures[future])
+    print(f"exported {len(files)} files ({written} written) from {tree.label} to {outdir} "
+          f"with {workers} Dask workers")
+    return 0
