@@ -87,6 +87,26 @@ def tree_digest(root: Path) -> dict[str, str]:
     return out
 
 
+def same_tree(a: Path, b: Path) -> bool:
+    """Whether two directories hold the same files with the same bytes."""
+    import filecmp
+
+    cmp = filecmp.dircmp(a, b)
+    if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
+        return False
+    return all(filecmp.cmp(a / f, b / f, shallow=False) for f in cmp.common_files) and \
+        all(same_tree(a / d, b / d) for d in cmp.common_dirs)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 # -- oracle: what zarr-vectors itself reads ------------------------------------------------------
 
 def point_key(p) -> tuple:

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import requests
 
-from support import TIMEOUT, is_mounted
+from support import TIMEOUT, free_port, is_mounted
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_demo_serves_the_sample_and_unmounts_on_stop(tmp_path: Path) -> None:

@@ -2,20 +2,13 @@
 2 worker processes), byte-identical to the single-process export."""
 from __future__ import annotations
 
-import filecmp
 from pathlib import Path
 
 import pytest
 
-from support import PointSpec, add_pyramid, build_points, build_skeletons, zvfs
+from support import PointSpec, add_pyramid, build_points, build_skeletons, same_tree, zvfs
 
 
-def same_tree(a: Path, b: Path) -> bool:
-    cmp = filecmp.dircmp(a, b)
-    if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
-        return False
-    return all(filecmp.cmp(a / f, b / f, shallow=False) for f in cmp.common_files) and \
-        all(same_tree(a / d, b / d) for d in cmp.common_dirs)
 
 
 @pytest.fixture(scope="module")

@@ -394,13 +394,19 @@ def test_umount_not_mounted(mountpoint: Path) -> None:
     assert_one_line_error(res, mountpoint, "not mounted")
 
 
-def test_mount_store_missing_fragment_index(point_stores: dict[str, Path], tmp_path: Path, mountpoint: Path) -> None:
+def test_store_missing_fragment_index(point_stores: dict[str, Path], tmp_path: Path, mountpoint: Path) -> None:
+    """A missing fragment index chunk: the mount comes up (nothing is read until asked), files that
+    need it fail with EIO, the daemon keeps serving, and an export stops with a one-line error."""
     store = Path(shutil.copytree(point_stores["tiny"], tmp_path / "broken.zarrvectors"))
     chunk = next(p for p in sorted((store / "0" / "vertex_fragments" / "c").rglob("*")) if p.is_file())
     chunk.unlink()
-    res = zvfs("mount", str(store), str(mountpoint), check=False)
-    assert not is_mounted(mountpoint)
-    assert_one_line_error(res, store)
+    with mounted(store, mountpoint, "--log-file", str(tmp_path / "log")):
+        with pytest.raises(OSError) as info:
+            (mountpoint / "annotations" / "info").read_bytes()
+        assert info.value.errno == errno.EIO
+        assert os.listdir(mountpoint) == ["annotations"], "the daemon survives"
+    assert str(store) in (tmp_path / "log").read_text()
+    assert_one_line_error(zvfs("export", str(store), str(tmp_path / "out"), check=False), store)
 
 
 # -- stale mounts, foreground, options ------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from support import TIMEOUT, mounted, relative_paths
+from support import TIMEOUT, free_port, mounted, relative_paths
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)),
                                       None)
@@ -69,10 +69,6 @@ def nginx_config(mountpoint: Path, port: int, prefix: Path) -> str:
     return NGINX_CONF.format(mountpoint=mountpoint, port=port, prefix=prefix)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening(port: int) -> bool:

@@ -2,7 +2,6 @@
 against a local HTTP server holding a store (zarr's fsspec store, as for s3:// or gs://)."""
 from __future__ import annotations
 
-import filecmp
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from support import PointSpec, build_points, served, zvfs
+from support import PointSpec, build_points, same_tree, served, zvfs
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +38,6 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
         proc.wait()
 
 
-def same_tree(a: Path, b: Path) -> bool:
-    cmp = filecmp.dircmp(a, b)
-    if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
-        return False
-    return all(filecmp.cmp(a / f, b / f, shallow=False) for f in cmp.common_files) and \
-        all(same_tree(a / d, b / d) for d in cmp.common_dirs)
 
 
 def test_export_from_url_equals_local_export(remote, tmp_path: Path) -> None:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from functools import partial
 import re
 import sys
+from functools import partial
 
 from .errors import StoreError, UsageError
-from .tree import DEFAULT_CACHE_BYTES
+from .tree import DEFAULT_CACHE_BYTES, ReadFailed
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*$")
 
@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         from .frontends import export
         from .source import open_virtual_tree
 
+        if not args.verbose:  # a failed file ends the export with its own one-line error
+            logging.getLogger("zvfs").setLevel(logging.CRITICAL)
         opener = partial(open_virtual_tree, args.store, args.cache_size, **_space(args))
         if args.dask:
             return export.export_dask(opener, args.outdir, args.dask, progress=not args.no_progress,
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s zvfs %(levelname)s %(message)s")
     try:
         return run(args)
-    except (StoreError, UsageError) as exc:
+    except (StoreError, UsageError, ReadFailed) as exc:
         print(f"zvfs: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
