@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s zvfs %(levelname)s %(message)s")
+    if not args.verbose:  # zarr's event loop reports reads abandoned after an error at exit: noise
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
         return run(args)
     except (StoreError, UsageError, ReadFailed) as exc:
