@@ -218,3 +218,39 @@ class DirectoryTree:
                 return f.read() if size is None else f.read(size)
         except OSError as exc:
             raise ReadFailed(f"{self.label}: /{path}: {exc}") from exc
+
+
+class MultiTree:
+    """Named trees side by side (``zvfs view``): ``NAME/PATH`` is ``PATH`` of tree ``NAME``."""
+
+    def __init__(self, trees: Mapping[str, Tree]) -> None:
+        for name in trees:
+            if name in ("", ".", "..") or "/" in name or "\0" in name:
+                raise ValueError(f"not a directory name: {name!r}")
+        self.trees = dict(trees)
+        self.label = ", ".join(tree.label for tree in self.trees.values())
+        self.mtime = max((tree.stat("").mtime for tree in self.trees.values()), default=0.0)
+
+    def _locate(self, path: str) -> tuple[Tree | None, str]:
+        """(tree, path inside it), or (None, '') for the root."""
+        parts = split_path(path)
+        if not parts:
+            return None, ""
+        tree = self.trees.get(parts[0])
+        if tree is None:
+            raise NotFound(path)
+        return tree, "/".join(parts[1:])
+
+    def stat(self, path: str) -> Stat:
+        tree, rest = self._locate(path)
+        return Stat(True, 0, self.mtime) if tree is None else tree.stat(rest)
+
+    def listdir(self, path: str) -> Iterator[str]:
+        tree, rest = self._locate(path)
+        return iter(self.trees) if tree is None else tree.listdir(rest)
+
+    def read(self, path: str, offset: int = 0, size: int | None = None) -> bytes:
+        tree, rest = self._locate(path)
+        if tree is None:
+            raise IsADirectoryError(path)
+        return tree.read(rest, offset, size)

@@ -217,7 +217,7 @@ def base_url(bind: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
-async def _run(app: tornado.web.Application, sockets: list[socket.socket], url: str) -> None:
+async def run_until_stopped(app: tornado.web.Application, sockets: list[socket.socket], url: str) -> None:
     """Serve on ``sockets`` until SIGINT or SIGTERM."""
     server = HTTPServer(app)
     server.add_sockets(sockets)
@@ -234,7 +234,7 @@ def serve(tree: Tree, *, port: int, bind: str = "127.0.0.1") -> int:
     sockets = listen(port, bind)
     app = make_app(tree)
     try:
-        asyncio.run(_run(app, sockets, base_url(bind, sockets[0].getsockname()[1])))
+        asyncio.run(run_until_stopped(app, sockets, base_url(bind, sockets[0].getsockname()[1])))
     finally:
         app.settings["executor"].shutdown(wait=False, cancel_futures=True)
     return 0
