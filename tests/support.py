@@ -391,3 +391,37 @@ def put_level_meshes(path: Path, level: int, meshes: list[tuple[np.ndarray, np.n
     meta_path.write_text(json.dumps(meta))
     shutil.rmtree(scratch)
     return path
+
+
+# -- zvfs view -----------------------------------------------------------------------------------
+
+@contextmanager
+def viewed(sources: list[Path], log: Path, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``zvfs view SOURCES --port 0 --no-browser`` as a subprocess; yields it and the viewer URL."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*ZVFS, "view", *map(str, sources), "--port", "0", "--no-browser", *args],
+                                stdout=subprocess.PIPE, stderr=out, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("neuroglancer: http://"), line + log.read_text()
+        yield proc, line.split()[-1]
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(TIMEOUT)
+        proc.stdout.close()
+
+
+GEOMETRY_TYPES = ("point_cloud", "line", "streamline", "graph", "skeleton", "mesh")
+
+
+def build_every_type(root: Path, points: int = 500) -> dict[str, Path]:
+    """geometry type -> a small store of it under ``root`` (all in a 0..100 box; skeletons in
+    micrometres)."""
+    builders = {"point_cloud": lambda p: build_points(p, PointSpec(n=points, objects=max(1, points // 100), typed=True)),
+                "line": build_lines, "streamline": build_polylines, "graph": build_graph,
+                "skeleton": build_skeletons, "mesh": build_meshes}
+    for kind, build in builders.items():
+        build(root / f"{kind}.zarrvectors")
+    return {kind: root / f"{kind}.zarrvectors" for kind in GEOMETRY_TYPES}
+

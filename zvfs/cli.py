@@ -86,6 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--kind", default="point_cloud", help="geometry type (default point_cloud)")
     p.add_argument("--force", action="store_true", help="replace an existing store")
+
+    p = sub.add_parser("link", help="print a Neuroglancer state (JSON) and URL showing every layer of a store")
+    p.add_argument("source", metavar="STORE_OR_DIR")
+    p.add_argument("--base-url", default="http://127.0.0.1:9123/", metavar="URL",
+                   help="where the tree is served (default http://127.0.0.1:9123/, as zvfs serve)")
+    p.add_argument("--viewer", default=None, metavar="URL",
+                   help="Neuroglancer client URL (default https://neuroglancer-demo.appspot.com/)")
+    _space_args(p)
+
+    p = sub.add_parser("view", help="serve stores and the Neuroglancer client together, and open the view")
+    p.add_argument("sources", nargs="+", metavar="STORE_OR_DIR")
+    p.add_argument("--port", type=int, default=9123, help="TCP port (default 9123; 0 picks a free one)")
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--no-browser", action="store_true", help="only print the URL")
+    _cache_arg(p)
+    _space_args(p)
     return parser
 
 
@@ -121,7 +137,38 @@ def run(args: argparse.Namespace) -> int:
 
         print(samples.build(args.path, kind=args.kind, force=args.force))
         return 0
+    if args.command == "link":
+        return link_command(args)
+    if args.command == "view":
+        return view_command(args)
     raise AssertionError(args.command)
+
+
+def link_command(args: argparse.Namespace) -> int:
+    import json
+
+    from . import link
+    from .source import open_tree
+
+    base = args.base_url if args.base_url.endswith("/") else args.base_url + "/"
+    source = link.Source(link.source_name(args.source), open_tree(args.source, **_space(args)), base)
+    state = link.build_state([source])
+    print(json.dumps(state, indent=2))
+    print(link.state_url(state, args.viewer or link.DEFAULT_VIEWER))
+    return 0
+
+
+def view_command(args: argparse.Namespace) -> int:
+    from . import link
+    from .frontends import view
+    from .source import open_tree
+    from .tree import MultiTree
+
+    view.client_dir()  # fail before opening stores when the client is not installed
+    trees = {name: open_tree(path, args.cache_size, **_space(args))
+             for name, path in link.unique_names(args.sources).items()}
+    return view.serve(MultiTree(trees), lambda base: link.union_state(trees, base), port=args.port, bind=args.bind,
+                      browse=not args.no_browser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,429 @@
+"""Neuroglancer viewer states for precomputed trees: every layer of a store, fitted to its data.
+
+Pure: reads a :class:`~zvfs.tree.Tree` (a store's virtual tree, a mount or an export) and never
+HTTP. One layer per directory at the tree root whose ``info`` has a known ``@type``:
+
+- ``neuroglancer_annotations_v1``: an annotation layer coloured by its first numeric property;
+- ``neuroglancer_skeletons``: a segmentation layer, coloured by an SWC-type-like vertex attribute,
+  else by the first vertex attribute;
+- ``neuroglancer_multilod_draco``, ``neuroglancer_legacy_mesh``: a segmentation layer. A legacy
+  mesh directory is left out when the tree also has multi-resolution meshes (the same objects).
+
+Segmentation layers show their first :data:`MAX_SEGMENTS` segments. When a tree has both an
+annotation and a skeleton layer (polylines, streamlines, graphs: the same objects twice), the
+annotation layer starts hidden. Value ranges and the bounds of skeletons and meshes come from a
+sample of the files (:data:`SAMPLE_FILES` per layer).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence, TypeVar
+from urllib.parse import quote
+
+import numpy as np
+
+from .encoders.annotations import AnnotationSchema, Property
+from .errors import StoreError
+from .tree import NotFound, ReadFailed, Tree
+
+log = logging.getLogger("zvfs")
+T = TypeVar("T")
+
+MAX_SEGMENTS = 1000
+SAMPLE_FILES = 16
+DEFAULT_VIEWER = "https://neuroglancer-demo.appspot.com/"
+ANNOTATIONS, SKELETONS = "neuroglancer_annotations_v1", "neuroglancer_skeletons"
+MULTILOD, LEGACY = "neuroglancer_multilod_draco", "neuroglancer_legacy_mesh"
+NM: list = [1e-9, "m"]
+NUMERIC = {"float32", "int32", "uint32", "int16", "uint16", "int8", "uint8"}
+SWC_LIKE = re.compile(r"swc|^(type|structure|compartment)$", re.IGNORECASE)
+PROJECTION_ORIENTATION = [-0.23, 0.36, 0.09, 0.9]  # an oblique 3-D view (quaternion x, y, z, w)
+PROJECTION_MARGIN = 2.0  # 3-D field of view / largest extent (a rotated box needs up to sqrt(3))
+CROSS_SECTION_PIXELS = 600  # screen pixels the largest extent spans in a 2-D panel
+URL_SAFE = "~@$&()*!+=:;,.?/'"  # left as they are in the state URL, as Neuroglancer does
+
+SWC_COLOURS = """vec3 swcColour(float t) {
+  int k = int(t + 0.5);
+  if (k == 1) return vec3(1.0, 1.0, 1.0);  // soma
+  if (k == 2) return vec3(0.3, 0.6, 1.0);  // axon
+  if (k == 3) return vec3(1.0, 0.35, 0.3);  // (basal) dendrite
+  if (k == 4) return vec3(1.0, 0.3, 1.0);  // apical dendrite
+  return vec3(1.0, 0.85, 0.2);  // undefined or custom
+}
+"""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A tree to show: layer names start with ``name``; ``url`` serves it (ends in '/')."""
+
+    name: str
+    tree: Tree
+    url: str
+
+
+@dataclass
+class Box:
+    """Bounds per dimension name in SI units: name -> (low, high, unit)."""
+
+    dims: dict[str, tuple[float, float, str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, lo: Sequence[float], hi: Sequence[float], dimensions: Mapping[str, list]) -> "Box":
+        return cls({name: (lo[i] * scale, hi[i] * scale, unit)
+                    for i, (name, (scale, unit)) in enumerate(dimensions.items())})
+
+    @classmethod
+    def nanometres(cls, points: np.ndarray) -> "Box":
+        """The box of (N, 3) x/y/z positions in nanometres."""
+        if not len(points):
+            return cls()
+        lo, hi = points.min(0), points.max(0)
+        return cls.of(lo.tolist(), hi.tolist(), {d: NM for d in "xyz"})
+
+    def union(self, other: "Box") -> "Box":
+        out = dict(self.dims)
+        for name, (lo, hi, unit) in other.dims.items():
+            mine = out.get(name)
+            if mine is None:
+                out[name] = (lo, hi, unit)
+            elif mine[2] == unit:
+                out[name] = (min(mine[0], lo), max(mine[1], hi), unit)
+        return Box(out)
+
+
+@dataclass
+class Layer:
+    """One layer's state and what it says about the coordinate space."""
+
+    state: dict
+    box: Box
+    dimensions: dict | None = None  # annotation layers declare theirs
+
+
+# -- reading the tree --------------------------------------------------------------------------
+
+def read_json(tree: Tree, path: str) -> dict:
+    """A JSON object of the tree; StoreError (one line) if it is missing, unreadable or not one."""
+    try:
+        data = tree.read(path)
+    except NotFound:
+        raise StoreError(f"{tree.label}: /{path}: not found") from None
+    except ReadFailed as exc:
+        raise StoreError(str(exc)) from None
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise StoreError(f"{tree.label}: /{path}: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise StoreError(f"{tree.label}: /{path}: not a JSON object")
+    return value
+
+
+def sample(tree: Tree, paths: Sequence[str], decode: Callable[[bytes], T]) -> list[T]:
+    """``decode`` of up to :data:`SAMPLE_FILES` of ``paths``; files that fail to read or decode are
+    skipped (the viewer will report them)."""
+    out = []
+    for path in paths[:SAMPLE_FILES]:
+        try:
+            out.append(decode(tree.read(path)))
+        except (NotFound, ReadFailed, ValueError, KeyError, IndexError) as exc:
+            log.debug("link: skipping %s: %s", path, exc)
+    return out
+
+
+def layer_dirs(tree: Tree) -> dict[str, dict]:
+    """Root directory name -> its ``info``, for directories with an ``info`` naming a known type."""
+    out = {}
+    for name in sorted(tree.listdir("")):
+        try:
+            if tree.stat(f"{name}/info").is_dir:
+                continue
+        except (NotFound, NotADirectoryError):
+            continue
+        info = read_json(tree, f"{name}/info")
+        if info.get("@type") in (ANNOTATIONS, SKELETONS, MULTILOD, LEGACY):
+            out[name] = info
+    if any(i["@type"] == MULTILOD for i in out.values()):
+        out = {k: v for k, v in out.items() if v["@type"] != LEGACY}
+    return out
+
+
+def segment_ids(tree: Tree, path: str, info: dict) -> list[str]:
+    """Up to :data:`MAX_SEGMENTS` segment ids: from the segment properties, else from the listing."""
+    props = info.get("segment_properties")
+    if props:
+        ids = read_json(tree, f"{path}/{props}/info").get("inline", {}).get("ids", [])
+        return [str(i) for i in ids[:MAX_SEGMENTS]]
+    names = (re.fullmatch(r"(\d+)(\.index|:0)?", n) for n in sorted(tree.listdir(path)))
+    return sorted({m.group(1) for m in names if m}, key=int)[:MAX_SEGMENTS]
+
+
+def to_nanometres(points: np.ndarray, info: dict) -> np.ndarray:
+    """(N, 3) stored positions through the info's row-major 3x4 ``transform``."""
+    m = np.asarray(info.get("transform", [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]), np.float64).reshape(3, 4)
+    return points @ m[:, :3].T + m[:, 3]
+
+
+# -- annotations -------------------------------------------------------------------------------
+
+def annotation_schema(info: dict) -> AnnotationSchema:
+    props = tuple(Property(p["id"], p["type"], enum_values=tuple(p.get("enum_values", ())))
+                  for p in info.get("properties", []))
+    return AnnotationSchema(info["annotation_type"], len(info["dimensions"]), props)
+
+
+def property_rows(data: bytes, schema: AnnotationSchema) -> np.ndarray:
+    """The property blocks of a multiple-annotation file (a spatial cell) as a structured array."""
+    n = int(np.frombuffer(data, "<u8", 1)[0])
+    block = schema.property_dtype.itemsize
+    if not schema.polyline:
+        records = np.frombuffer(data, np.uint8, n * schema.record_size, 8).reshape(n, schema.record_size)
+        return np.ascontiguousarray(records[:, schema.record_size - block:]).view(schema.property_dtype).ravel()
+    rows, at = [], 8
+    for _ in range(n):  # uint32 vertex count, the vertices, then the property block
+        at += 4 + 4 * schema.rank * int(np.frombuffer(data, "<u4", 1, at)[0])
+        rows.append(data[at:at + block])
+        at += block
+    return np.frombuffer(b"".join(rows), schema.property_dtype)
+
+
+def property_values(tree: Tree, path: str, info: dict) -> np.ndarray | None:
+    """Property values of a sample of the coarsest spatial level's cells, or None."""
+    schema = annotation_schema(info)
+    try:
+        schema.check()
+        level = f"{path}/{info['spatial'][0]['key']}"
+        cells = [f"{level}/{name}" for name in sorted(tree.listdir(level))]
+    except (ValueError, KeyError, IndexError, NotFound, NotADirectoryError):
+        return None
+    rows = sample(tree, cells, lambda data: property_rows(data, schema))
+    return np.concatenate(rows) if rows else None
+
+
+def value_range(values: np.ndarray | None, dtype: str = "float32") -> list[float] | None:
+    """[min, max] of the finite values (integers for integer types); None if there are none."""
+    if values is None:
+        return None
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    if dtype != "float32":
+        return [int(lo), int(hi) if hi > lo else int(lo) + 1]
+    return [lo, hi if hi > lo else lo + 1.0]
+
+
+def invlerp(control: str, prop: dict, values: np.ndarray | None) -> str:
+    rng = value_range(None if values is None else values[prop["id"]], prop["type"])
+    args = f'property="{prop["id"]}"' + (f", range={json.dumps(rng)}" if rng else "")
+    return f"#uicontrol invlerp {control}({args})\n"
+
+
+def annotation_shader(info: dict, values: np.ndarray | None) -> str | None:
+    """Colour by the first numeric property (a line's two endpoint values as a gradient), else by
+    an rgb/rgba property; points get a size slider, lines a width slider."""
+    props = {p["id"]: p for p in info.get("properties", [])}
+    numeric = [p for p in props.values() if p["type"] in NUMERIC and "enum_values" not in p]
+    rgb = [p for p in props.values() if p["type"] in ("rgb", "rgba")]
+    kind = info["annotation_type"]
+    if kind == "point":
+        controls, body = "#uicontrol float size slider(min=1, max=20, default=5)\n", "  setPointMarkerSize(size);\n"
+    else:
+        controls, body = "#uicontrol float width slider(min=1, max=10, default=2)\n", "  setLineWidth(width);\n"
+    if numeric:
+        first = numeric[0]
+        pair = props.get(first["id"][:-2] + "_b") if kind == "line" and first["id"].endswith("_a") else None
+        controls += invlerp("colour", first, values)
+        if pair:
+            controls += invlerp("colour_b", pair, values)
+            body += "  setLineColor(colormapJet(colour()), colormapJet(colour_b()));\n" \
+                    "  setEndpointMarkerColor(colormapJet(colour()), colormapJet(colour_b()));\n"
+        else:
+            body += "  setColor(colormapJet(colour()));\n"
+    elif rgb:
+        body += f"  setColor(prop_{rgb[0]['id']}());\n"
+    else:
+        return None
+    return f"{controls}void main() {{\n{body}}}\n"
+
+
+def annotation_layer(tree: Tree, path: str, info: dict) -> Layer:
+    state: dict = {"type": "annotation"}
+    shader = annotation_shader(info, property_values(tree, path, info))
+    if shader:
+        state["shader"] = shader
+    box = Box.of(info["lower_bound"], info["upper_bound"], info["dimensions"])
+    return Layer(state, box, dict(info["dimensions"]))
+
+
+# -- skeletons and meshes ----------------------------------------------------------------------
+
+def skeleton_arrays(data: bytes, info: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(N, 3) positions and the vertex attributes of one skeleton file."""
+    nv, ne = (int(x) for x in np.frombuffer(data, "<u4", 2))
+    positions = np.frombuffer(data, "<f4", 3 * nv, 8).reshape(nv, 3)
+    at, attributes = 8 + 12 * nv + 8 * ne, {}
+    for a in info.get("vertex_attributes", []):
+        dtype, comps = np.dtype(a["data_type"]).newbyteorder("<"), int(a["num_components"])
+        attributes[a["id"]] = np.frombuffer(data, dtype, nv * comps, at).reshape(nv, comps)
+        at += dtype.itemsize * nv * comps
+    return positions, attributes
+
+
+def skeleton_shader(info: dict, attributes: Mapping[str, np.ndarray]) -> str | None:
+    """Colour by an SWC-type-like attribute (soma, axon, dendrites), else the first attribute."""
+    single = [a["id"] for a in info.get("vertex_attributes", []) if a["num_components"] == 1]
+    swc = [i for i in single if SWC_LIKE.search(i) and i in attributes
+           and np.array_equal(attributes[i], np.round(attributes[i]))]
+    if swc:
+        return f"{SWC_COLOURS}void main() {{\n  emitRGB(swcColour({swc[0]}));\n}}\n"
+    if not single:
+        return None
+    name = single[0]
+    lo, hi = value_range(attributes.get(name)) or [0.0, 1.0]
+    return (f"#uicontrol float {name}_min slider(min={lo}, max={hi}, default={lo})\n"
+            f"#uicontrol float {name}_max slider(min={lo}, max={hi}, default={hi})\n"
+            f"void main() {{\n  emitRGB(colormapJet(clamp(({name} - {name}_min) / "
+            f"max({name}_max - {name}_min, 1e-20), 0.0, 1.0)));\n}}\n")
+
+
+def skeleton_layer(tree: Tree, path: str, info: dict, ids: list[str]) -> Layer:
+    files = sample(tree, [f"{path}/{i}" for i in ids], lambda data: skeleton_arrays(data, info))
+    positions = np.concatenate([p for p, _ in files]) if files else np.zeros((0, 3))
+    attributes = {a: np.concatenate([f[1][a] for f in files]) for a in (files[0][1] if files else {})}
+    state: dict = {"type": "segmentation",
+                   "skeletonRendering": {"mode2d": "lines_and_points", "mode3d": "lines", "lineWidth3d": 2}}
+    shader = skeleton_shader(info, attributes)
+    if shader:
+        state["skeletonShader"] = shader
+    return Layer(state, Box.nanometres(to_nanometres(positions.astype(np.float64), info)))
+
+
+def multilod_corners(data: bytes) -> np.ndarray:
+    """Corners of the finest LOD's non-empty fragment nodes, in stored coordinates (manifest only)."""
+    header = np.frombuffer(data, "<f4", 6)
+    chunk, origin = header[:3].astype(np.float64), header[3:].astype(np.float64)
+    lods = int(np.frombuffer(data, "<u4", 1, 24)[0])
+    offsets = np.frombuffer(data, "<f4", 3 * lods, 28 + 4 * lods).reshape(lods, 3)
+    count = int(np.frombuffer(data, "<u4", 1, 28 + 16 * lods)[0])
+    at = 28 + 20 * lods
+    cells = np.frombuffer(data, "<u4", 3 * count, at).reshape(3, count).T.astype(np.float64)
+    cells = cells[np.frombuffer(data, "<u4", count, at + 12 * count) > 0]
+    low = origin + offsets[0] + cells * chunk
+    return np.concatenate([low, low + chunk])
+
+
+def legacy_vertices(tree: Tree, path: str, manifest: bytes) -> np.ndarray:
+    """The vertices (nanometres) of a legacy mesh's fragments."""
+    def vertices(data: bytes) -> np.ndarray:
+        n = int(np.frombuffer(data, "<u4", 1)[0])
+        return np.frombuffer(data, "<f4", 3 * n, 4).reshape(n, 3)
+
+    fragments = [f"{path}/{name}" for name in json.loads(manifest)["fragments"]]
+    return np.concatenate([np.zeros((0, 3), np.float32), *sample(tree, fragments, vertices)])
+
+
+def mesh_layer(tree: Tree, path: str, info: dict, ids: list[str]) -> Layer:
+    if info["@type"] == MULTILOD:
+        corners = sample(tree, [f"{path}/{i}.index" for i in ids], multilod_corners)
+        points = to_nanometres(np.concatenate(corners), info) if corners else np.zeros((0, 3))
+    else:
+        meshes = sample(tree, [f"{path}/{i}:0" for i in ids], lambda data: legacy_vertices(tree, path, data))
+        points = np.concatenate(meshes).astype(np.float64) if meshes else np.zeros((0, 3))
+    return Layer({"type": "segmentation"}, Box.nanometres(points))
+
+
+# -- the state ---------------------------------------------------------------------------------
+
+def directory_layer(tree: Tree, path: str, info: dict) -> Layer:
+    """The layer of one layer directory, without name and source."""
+    if info["@type"] == ANNOTATIONS:
+        return annotation_layer(tree, path, info)
+    ids = segment_ids(tree, path, info)
+    layer = (skeleton_layer if info["@type"] == SKELETONS else mesh_layer)(tree, path, info, ids)
+    layer.state["segments"] = ids
+    return layer
+
+
+def tree_layers(source: Source) -> list[Layer]:
+    """The layers of one tree, named ``<source name>/<directory>``."""
+    dirs = layer_dirs(source.tree)
+    hide_annotations = any(i["@type"] == SKELETONS for i in dirs.values())
+    layers = []
+    for path, info in dirs.items():
+        try:
+            layer = directory_layer(source.tree, path, info)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"{source.tree.label}: /{path}/info: unusable ({type(exc).__name__}: {exc})") from None
+        if info["@type"] == ANNOTATIONS and hide_annotations:
+            layer.state["visible"] = False
+        layer.state = {"name": f"{source.name}/{path}", "source": f"precomputed://{source.url}{quote(path)}",
+                       **layer.state}
+        layers.append(layer)
+    return layers
+
+
+def view_fit(dimensions: dict[str, list], box: Box) -> dict:
+    """Position at the centre of ``box`` and zooms that show all of it (in canonical voxels: the
+    smallest dimension scale); empty if nothing is known."""
+    if not box.dims:
+        return {}
+    centre, extents = [], []
+    for name, (scale, unit) in dimensions.items():
+        lo, hi, their_unit = box.dims.get(name, (0.0, 0.0, unit))
+        if their_unit != unit:
+            lo = hi = 0.0
+        centre.append((lo + hi) / 2 / scale)
+        extents.append(hi - lo)
+    extent = max(extents) / min(scale for scale, _ in dimensions.values())
+    if extent <= 0:
+        return {"position": centre}
+    return {"position": centre, "crossSectionScale": extent / CROSS_SECTION_PIXELS,
+            "projectionScale": extent * PROJECTION_MARGIN, "projectionOrientation": PROJECTION_ORIENTATION}
+
+
+def build_state(sources: Sequence[Source]) -> dict:
+    """A complete Neuroglancer state showing every layer of every source in one coordinate space
+    (the first annotation layer's dimensions, else x/y/z in nanometres)."""
+    layers = [layer for s in sources for layer in tree_layers(s)]
+    dimensions = next((lay.dimensions for lay in layers if lay.dimensions), {d: NM for d in "xyz"})
+    box = Box()
+    for layer in layers:
+        box = box.union(layer.box)
+    return {"dimensions": dimensions, **view_fit(dimensions, box), "layers": [lay.state for lay in layers],
+            "showSlices": False, "layout": "xy-3d"}
+
+
+def union_state(trees: Mapping[str, Tree], base_url: str) -> dict:
+    """The state of named trees served side by side, each at ``base_url + name/``."""
+    return build_state([Source(name, tree, f"{base_url}{quote(name)}/") for name, tree in trees.items()])
+
+
+def state_url(state: dict, viewer_url: str = DEFAULT_VIEWER) -> str:
+    """``VIEWER#!<url-encoded JSON>``, the form Neuroglancer reads its state from."""
+    return f"{viewer_url}#!{quote(json.dumps(state, separators=(',', ':')), safe=URL_SAFE)}"
+
+
+def source_name(path: str) -> str:
+    """A layer name prefix from a store path or URL: its file name without ``.zarrvectors``."""
+    name = path.rstrip("/").rsplit("/", 1)[-1] if "://" in path else os.path.basename(os.path.abspath(path))
+    return name.removesuffix(".zarrvectors") or name
+
+
+def unique_names(paths: Sequence[str]) -> dict[str, str]:
+    """name -> path, names from :func:`source_name` made unique with ``-2``, ``-3``..."""
+    out: dict[str, str] = {}
+    for path in paths:
+        base = name = source_name(path)
+        k = 1
+        while name in out:
+            k += 1
+            name = f"{base}-{k}"
+        out[name] = path
+    return out
