@@ -1,0 +1,272 @@
+"""Real-browser acceptance: ``zvfs view`` in headless Debian Chromium draws every layer type.
+
+The Neuroglancer client is the build inside the ``neuroglancer`` package, served by ``zvfs view``
+together with the stores. A layer passes only when all four checks hold, because each failure
+mode shows in only some of them:
+
+- ``fetch``: its ``info`` and at least one data file were answered 2xx/206;
+- ``source``: no data source of the layer reports an error (a broken ``info``);
+- ``chunks``: the viewer is ready, with visible chunks and none pending or failed (a missing
+  skeleton or mesh file, a corrupt Draco fragment: nothing else reports those);
+- ``pixels``: the 3-D panel drew non-background pixels (a missing annotation cell counts as empty).
+
+Each layer is checked alone (the others hidden), in a 3-D-only layout with axis lines, scale bar and
+default annotations hidden. Screenshots of each layer land in the pytest tmp dir; with
+``ZVFS_DOCS_IMAGES=DIR`` the default view of each geometry type is also copied to ``DIR/<type>.png``.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from support import (build_every_type, viewed, zvfs)
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason=f"{CHROMIUM} is missing (bin/setup --test installs it)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is missing (pip install -e '.[test]')")
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu-sandbox", "--use-angle=swiftshader",
+         "--enable-unsafe-swiftshader", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+VIEWPORT = {"width": 800, "height": 600}
+SETTLE_MS = 30_000
+MIN_PIXELS = 50
+OK = (200, 206)
+TYPES = ("point_cloud", "line", "streamline", "graph", "skeleton", "mesh")
+
+# 3-D panel only; nothing drawn but the layers
+PREPARE_JS = """() => {
+  const v = window.viewer;
+  v.layout.restoreState('3d');
+  v.showAxisLines.value = false;
+  v.showScaleBar.value = false;
+  v.showDefaultAnnotations.value = false;
+}"""
+
+# [name, source URL, visible] of every layer
+LAYERS_JS = """() => window.viewer.layerManager.managedLayers.map(
+  l => [l.name, l.layer.dataSources[0].spec.url, l.visible])"""
+
+# show only the named layer (all of them when null)
+ISOLATE_JS = """(name) => {
+  for (const l of window.viewer.layerManager.managedLayers) l.setVisible(name === null || l.name === name);
+}"""
+
+# wait until the layer's sources are loaded and its chunks are all in (or something failed)
+SETTLE_JS = """async ({name, timeout}) => {
+  const v = window.viewer;
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  const at = (s, state, tier) => s[(3 * state + tier) * 3];  // chunk count by ChunkState, tier
+  const probe = async () => {
+    const out = {visible: 0, busy: 0, failed: 0, loading: 0, errors: [], ready: v.isReady()};
+    for (const s of (await v.chunkQueueManager.getStatistics()).values()) {
+      for (let state = 0; state < 8; ++state) out.visible += at(s, state, 0);
+      out.busy += at(s, 3, 0) + at(s, 4, 0) + at(s, 5, 0);  // downloading, queued, new
+      for (let tier = 0; tier < 3; ++tier) out.failed += at(s, 6, tier);
+    }
+    for (const l of v.layerManager.managedLayers) {
+      if (name !== null && l.name !== name) continue;
+      for (const ds of l.layer.dataSources) {
+        const st = ds.loadState;
+        if (st === undefined) ++out.loading;
+        else if (st.error !== undefined) out.errors.push(`${l.name}: ${st.error.message}`);
+      }
+      for (const m of l.layer.messages) if (m.severity === 2) out.errors.push(`${l.name}: ${m.message}`);
+    }
+    return out;
+  };
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const start = performance.now();
+  let settled = 0, p;
+  while (performance.now() - start < timeout) {
+    p = await probe();
+    if (p.errors.length || p.failed) return p;
+    settled = p.ready && !p.loading && !p.busy && p.visible ? settled + 1 : 0;
+    if (settled === 3) return p;
+    await sleep(150);
+  }
+  return p;
+}"""
+
+# draw, copy the WebGL canvas in the same task, count non-black pixels
+PIXELS_JS = """() => {
+  const v = window.viewer;
+  v.display.draw();
+  const gl = v.display.canvas, c = document.createElement('canvas');
+  c.width = gl.width;
+  c.height = gl.height;
+  const ctx = c.getContext('2d');
+  ctx.drawImage(gl, 0, 0);
+  const d = ctx.getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] > 16 || d[i + 1] > 16 || d[i + 2] > 16) ++n;
+  return [n, c.toDataURL('image/png')];
+}"""
+
+
+@dataclass
+class Verdict:
+    """What the browser saw of one layer."""
+
+    info: bool
+    data: bool
+    errors: list[str]
+    ready: bool
+    failed: int
+    pixels: int
+    png: bytes
+    visible: bool  # in the state zvfs view sent
+
+    def failures(self) -> set[str]:
+        """The checks that did not hold."""
+        failed = {"fetch": not (self.info and self.data), "source": bool(self.errors),
+                  "chunks": not self.ready or self.failed > 0, "pixels": self.pixels < MIN_PIXELS}
+        return {check for check, bad in failed.items() if bad}
+
+
+def fetched(responses: list[tuple[int, str]], source: str) -> tuple[bool, bool]:
+    """(info fetched, a data file fetched) with 2xx/206 for the layer at ``source``."""
+    root = source.removeprefix("precomputed://").rstrip("/")
+    good = [url.split("?")[0] for status, url in responses if status in OK]
+    data = [u for u in good if u.startswith(root + "/") and u != root + "/info" and "/segment_properties/" not in u]
+    return root + "/info" in good, bool(data)
+
+
+def check(browser, url: str, layer: str | None = None) -> dict[str, Verdict]:
+    """Load the viewer at ``url`` and check each layer alone (or only ``layer``)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    responses: list[tuple[int, str]] = []
+    context.on("response", lambda r: responses.append((r.status, r.url)))
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_function("window.viewer && window.viewer.layerManager.managedLayers.length > 0")
+        page.evaluate(PREPARE_JS)
+        verdicts = {}
+        for name, source, visible in page.evaluate(LAYERS_JS):
+            if layer not in (None, name):
+                continue
+            page.evaluate(ISOLATE_JS, name)
+            p = page.evaluate(SETTLE_JS, {"name": name, "timeout": SETTLE_MS})
+            pixels, png = page.evaluate(PIXELS_JS)
+            verdicts[name] = Verdict(*fetched(responses, source), p["errors"], p["ready"], p["failed"], pixels,
+                                     base64.b64decode(png.split(",", 1)[1]), visible)
+        return verdicts
+    finally:
+        context.close()
+
+
+# -- fixtures --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """geometry type -> a small store of it."""
+    return build_every_type(tmp_path_factory.mktemp("browser-stores"), points=2000)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def exported(store: Path, out: Path) -> Path:
+    zvfs("export", "--no-progress", str(store), str(out))
+    return out
+
+
+def save_shots(kind: str, verdicts: dict[str, Verdict], shots: Path) -> None:
+    """Every layer's screenshot as an artefact; the first default-visible one also to the docs."""
+    for name, v in verdicts.items():
+        (shots / f"{kind}-{name.split('/')[-1]}.png").write_bytes(v.png)
+    docs = os.environ.get("ZVFS_DOCS_IMAGES")
+    if docs:
+        first = next(v for v in verdicts.values() if v.visible)
+        Path(docs, f"{kind}.png").write_bytes(first.png)
+
+
+# -- every geometry type renders -----------------------------------------------------------------
+
+EXPECTED_LAYERS = {"point_cloud": ["annotations"], "line": ["annotations"],
+                   "streamline": ["annotations", "skeletons"], "graph": ["annotations", "skeletons"],
+                   "skeleton": ["skeletons"], "mesh": ["meshes"]}
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_every_layer_renders(kind: str, browser, stores, shots, tmp_path):
+    with viewed([stores[kind]], tmp_path / "view.log") as (_, url):
+        verdicts = check(browser, url)
+    assert sorted(verdicts) == [f"{kind}/{d}" for d in EXPECTED_LAYERS[kind]]
+    save_shots(kind, verdicts, shots)
+    for name, v in verdicts.items():
+        assert not v.failures(), (name, v.failures(), v)
+
+
+def test_legacy_meshes_render_without_multires(browser, stores, tmp_path):
+    """A tree with only ``legacy_meshes/`` gets that layer, and it renders."""
+    copy = exported(stores["mesh"], tmp_path / "legacy")
+    shutil.rmtree(copy / "meshes")
+    with viewed([copy], tmp_path / "view.log") as (_, url):
+        verdicts = check(browser, url)
+    assert list(verdicts) == ["legacy/legacy_meshes"]
+    assert not verdicts["legacy/legacy_meshes"].failures()
+
+
+def test_several_stores_one_view(browser, stores, tmp_path):
+    """Every store of every type at once (all in nanometres): all layers in one view, all drawn."""
+    with viewed([stores[k] for k in TYPES], tmp_path / "view.log", "--units", "nanometer") as (_, url):
+        verdicts = check(browser, url)
+    assert sorted(verdicts) == sorted(f"{k}/{d}" for k in TYPES for d in EXPECTED_LAYERS[k])
+    for name, v in verdicts.items():
+        assert not v.failures(), (name, v.failures(), v)
+
+
+# -- the checks can fail ---------------------------------------------------------------------------
+
+def test_broken_info_fails(browser, stores, tmp_path):
+    copy = exported(stores["point_cloud"], tmp_path / "copy")
+    with viewed([copy], tmp_path / "view.log") as (_, url):
+        (copy / "annotations" / "info").write_text('{"@type": "neuroglancer_annotations_v1", "dimensions": ')
+        v = check(browser, url)["copy/annotations"]
+    assert "source" in v.failures(), v.errors
+
+
+def test_missing_skeleton_file_fails_only_the_chunk_check(browser, stores, tmp_path):
+    copy = exported(stores["skeleton"], tmp_path / "copy")
+    (copy / "skeletons" / "1007").unlink()
+    with viewed([copy], tmp_path / "view.log") as (_, url):
+        v = check(browser, url)["copy/skeletons"]
+    assert v.failures() == {"chunks"} and v.failed > 0
+
+
+def test_corrupt_draco_fragment_fails_only_the_chunk_check(browser, stores, tmp_path):
+    copy = exported(stores["mesh"], tmp_path / "copy")
+    fragment = copy / "meshes" / "2"
+    fragment.write_bytes(np.random.default_rng(0).integers(0, 256, fragment.stat().st_size, np.uint8).tobytes())
+    with viewed([copy], tmp_path / "view.log") as (_, url):
+        v = check(browser, url)["copy/meshes"]
+    assert v.failures() == {"chunks"} and v.failed > 0
+
+
+def test_missing_annotation_cells_show_only_as_no_pixels(browser, stores, tmp_path):
+    copy = exported(stores["point_cloud"], tmp_path / "copy")
+    for level in (copy / "annotations").glob("spatial*"):
+        shutil.rmtree(level)
+    with viewed([copy], tmp_path / "view.log") as (_, url):
+        v = check(browser, url)["copy/annotations"]
+    assert v.failures() == {"fetch", "pixels"}
