@@ -58,7 +58,8 @@ class PointSource:
         """Annotations for some rows of one ZVF cell."""
         data = self.level.cell(cell)
         ids = self.index.offsets[self.index.cell_index[cell]] + rows + 1
-        props = {c.prop.id: c.values(data.attributes)[rows] for c in self.vertex_columns}
+        attributes = {name: column[rows] for name, column in data.attributes.items()}
+        props = {c.prop.id: c.values(attributes) for c in self.vertex_columns}
         if self.object_columns:
             obj_rows = np.searchsorted(self.level.object_ids, data.owners[rows])
             per_object = {name: v[obj_rows] for name, v in self._object_values.items()}
