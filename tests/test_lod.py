@@ -197,3 +197,18 @@ def test_pinned_mesh_levels(tmp_path: Path) -> None:
             assert np.frombuffer(pinned_manifest, "<u4", 1, offset=24)[0] == 1
             pinned = lod_area(pinned_manifest, fetch(f"{base}levels/{k}/meshes/1"), 0)
             assert pinned == pytest.approx(full, rel=0.01)
+
+
+def test_pinned_levels_list_only_what_they_show(stores, tmp_path: Path) -> None:
+    """A pinned level is a view: its ``by_id`` holds only the annotations it draws, and it has no
+    relationships (the layer itself has them), so exports do not repeat every file per level."""
+    from zvfs.source import open_virtual_tree
+
+    tree = open_virtual_tree(str(stores[3]))
+    drawn = [sorted(int(n) for n in tree.listdir(f"levels/{k}/annotations/by_id")) for k in range(3)]
+    assert len(drawn[0]) == len(list(tree.listdir("annotations/by_id"))) > len(drawn[1]) > len(drawn[2])
+    assert set(drawn[2]) <= set(drawn[1]) <= set(drawn[0])
+    assert sorted(tree.listdir("levels/1/annotations")) == ["by_id", "info", "spatial0"]
+    hidden = (set(drawn[0]) - set(drawn[1])).pop()
+    with pytest.raises(Exception):
+        tree.stat(f"levels/1/annotations/by_id/{hidden}")

@@ -93,7 +93,8 @@ class ItemSource(ABC):
         """The schema; relationships ``object`` (to the object's segment id) and ``group`` (to
         1 + the index of every ZVF group holding the object) when asked and the store has them."""
         rels = []
-        if with_objects and self.level.has_objects:
+        pinned = len(self.shown) < self.pyramid.depth  # a view of one level; the layer has relationships
+        if with_objects and self.level.has_objects and not pinned:
             rels.append(OBJECT)
             if with_groups and len(self.level.groups()):
                 rels.append(GROUP)
@@ -186,12 +187,17 @@ class ItemSource(ABC):
     def cell(self, level: int, cell: Cell) -> enc.Annotations:
         return self.batch(self._rows_in(level, cell))
 
+    @cached_property
+    def _shown(self) -> np.ndarray:
+        """Whether each item is drawn in this source (all, unless it is a pinned level)."""
+        return self.pyramid.band(self.shown)[self._item_levels] >= 0
+
     def ids(self) -> Iterable[int]:
-        return (int(i) for i in self.item_ids)
+        return (int(i) for i in self.item_ids[self._shown])
 
     def _row(self, aid: int) -> int | None:
         k = int(np.searchsorted(self.item_ids, aid))
-        return k if k < len(self.item_ids) and self.item_ids[k] == aid else None
+        return k if k < len(self.item_ids) and self.item_ids[k] == aid and self._shown[k] else None
 
     def annotation_extent(self, aid: int) -> tuple[list[int], int] | None:
         k = self._row(aid)

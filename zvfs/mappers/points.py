@@ -45,7 +45,8 @@ class PointSource:
         object_attrs = [a for a in self.level.object_attributes if a.name != SegmentIds.ATTRIBUTE]
         self.object_columns = columns(object_attrs, "object", taken) if self.level.has_objects else []
         props = tuple(c.prop for c in self.vertex_columns + self.object_columns)
-        rels = (RELATIONSHIP,) if self.level.has_objects else ()
+        pinned = only_level is not None  # a pinned level: a view, no relationships (the layer has them)
+        rels = (RELATIONSHIP,) if self.level.has_objects and not pinned else ()
         self.schema = enc.AnnotationSchema("point", len(store.axes), props, rels)
         self.schema.check()
         self.index = point_index(store)
@@ -130,14 +131,24 @@ class PointSource:
         return enc.Annotations(batch.geometry[order], {p: v[order] for p, v in batch.properties.items()},
                                batch.ids[order])
 
+    def _shown_rows(self, base_cell: Cell) -> np.ndarray:
+        return np.flatnonzero(self._band[self.index.draw_levels(self.index.region_of(base_cell))[base_cell]] >= 0)
+
     def ids(self) -> Iterable[int]:
-        return range(1, int(self.index.offsets[-1]) + 1)
+        if len(self.shown) == self.pyramid.depth:
+            return range(1, int(self.index.offsets[-1]) + 1)
+        return (int(self.index.offsets[i]) + 1 + int(r) for i, c in enumerate(self.level.cells)
+                for r in self._shown_rows(c))
 
     def _locate(self, aid: int) -> tuple[Cell, int] | None:
+        """The cell and row of a shown annotation."""
         if not 1 <= aid <= self.index.offsets[-1]:
             return None
         i = int(np.searchsorted(self.index.offsets, aid - 1, side="right")) - 1
-        return self.level.cells[i], aid - 1 - int(self.index.offsets[i])
+        cell, row = self.level.cells[i], aid - 1 - int(self.index.offsets[i])
+        if len(self.shown) < self.pyramid.depth and row not in self._shown_rows(cell):
+            return None
+        return cell, row
 
     def annotation_extent(self, aid: int) -> tuple[list[int], int] | None:
         if self._locate(aid) is None:
