@@ -86,12 +86,16 @@ class SegmentIds:
         return None
 
 
-def shuffle_order(ids: np.ndarray) -> np.ndarray:
-    """A permutation that depends only on the ids (splitmix64 of each), so a drawn prefix of a
-    spatial cell is a uniform sample and every run gives the same bytes."""
+def id_hash(ids: np.ndarray) -> np.ndarray:
+    """splitmix64 of each id: a fixed pseudo-random order, independent of read order."""
     x = np.asarray(ids, np.uint64) + np.uint64(0x9E3779B97F4A7C15)
     with np.errstate(over="ignore"):
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return np.argsort(x, kind="stable")
+        return x ^ (x >> np.uint64(31))
+
+
+def shuffle_order(ids: np.ndarray) -> np.ndarray:
+    """A permutation that depends only on the ids, so a drawn prefix of a spatial cell is a uniform
+    sample and every run gives the same bytes."""
+    return np.argsort(id_hash(ids), kind="stable")

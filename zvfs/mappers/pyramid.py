@@ -22,18 +22,9 @@ from functools import cache, cached_property
 import numpy as np
 
 from ..store import LevelReader, ZVFStore
-from .common import Cell, Grid
+from .common import Cell, Grid, id_hash
 
 log = logging.getLogger("zvfs")
-
-
-def id_hash(ids: np.ndarray) -> np.ndarray:
-    """splitmix64 of each id: a fixed pseudo-random order, independent of read order."""
-    x = np.asarray(ids, np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
 
 
 def _whole_multiple(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
