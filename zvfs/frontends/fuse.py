@@ -7,6 +7,7 @@ runs in its own session and ``mount`` returns once the mount is live.
 """
 from __future__ import annotations
 
+import ctypes.util
 import errno
 import logging
 import os
@@ -18,7 +19,13 @@ import tempfile
 import time
 from typing import Callable, Iterator
 
-import mfusepy
+# mfusepy loads libfuse 2 when both are installed. libfuse 3 lets the kernel stop asking about opens
+# and releases (see ``TreeOperations.open``): a warm read of a cached file then never leaves the kernel.
+if "FUSE_LIBRARY_PATH" not in os.environ and "FUSE_LIBRARY_NAME" not in os.environ \
+        and ctypes.util.find_library("fuse3"):
+    os.environ["FUSE_LIBRARY_NAME"] = "fuse3"
+
+import mfusepy  # noqa: E402 - reads FUSE_LIBRARY_NAME at import
 
 from ..errors import UsageError
 from ..store import is_url
@@ -52,6 +59,10 @@ class TreeOperations(mfusepy.Operations):
     def __init__(self, tree: Tree) -> None:
         self.tree = tree
         self._owner = {"st_uid": os.getuid(), "st_gid": os.getgid()}
+        self.started = False
+
+    def init(self, path: str) -> None:
+        self.started = True
 
     def _ask(self, fn: Callable, *args):
         try:
@@ -73,10 +84,13 @@ class TreeOperations(mfusepy.Operations):
         yield from self._ask(lambda: list(self.tree.listdir(path)))
 
     def open(self, path: str, flags: int) -> int:
+        """Refuse writes; under libfuse 3 answer ENOSYS, which tells the kernel (FUSE_NO_OPEN_SUPPORT)
+        that opens always succeed, so it sends no more opens or releases and keeps cached pages."""
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & (os.O_TRUNC | os.O_APPEND | os.O_CREAT):
             raise mfusepy.FuseOSError(errno.EROFS)
-        if self._ask(self.tree.stat, path).is_dir:
-            raise mfusepy.FuseOSError(errno.EISDIR)
+        self._ask(self.tree.stat, path)
+        if mfusepy.fuse_version_major == 3:
+            raise mfusepy.FuseOSError(errno.ENOSYS)
         return 0
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
@@ -146,10 +160,13 @@ def run_foreground(tree: Tree, mountpoint: str, options: dict[str, str | bool]) 
     if mfusepy.fuse_version_major == 3:
         opts.setdefault("subtype", "zvfs")
     log.info("serving %s at %s", tree.label, mountpoint)
+    ops = TreeOperations(tree)
     try:
-        mfusepy.FUSE(TreeOperations(tree), mountpoint, foreground=True, nothreads=False, **opts)
+        mfusepy.FUSE(ops, mountpoint, foreground=True, nothreads=False, **opts)
     except RuntimeError as exc:
-        raise UsageError(f"cannot mount {tree.label} at {mountpoint}: libfuse failed ({exc})") from exc
+        if not ops.started:
+            raise UsageError(f"cannot mount {tree.label} at {mountpoint}: libfuse failed ({exc})") from exc
+        log.info("stopped serving %s at %s (libfuse returned %s)", tree.label, mountpoint, exc)  # libfuse 3: a signal
     return 0
 
 
