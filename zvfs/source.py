@@ -10,16 +10,18 @@ from .tree import DEFAULT_CACHE_BYTES, DirectoryTree, Tree, VirtualTree
 def open_virtual_tree(path: str, cache_bytes: int = DEFAULT_CACHE_BYTES, *, transform: str | None = None,
                       units: str | None = None) -> VirtualTree:
     """The precomputed tree of a ZVF store (raises :class:`StoreError` with a one-line reason);
-    ``transform`` and ``units`` as given on the command line (see :mod:`zvfs.space`)."""
+    ``transform`` and ``units`` as given on the command line (see :mod:`zvfs.space`).
+    ``cache_bytes`` bounds the caches: a quarter for decoded chunks, the rest for encoded files."""
     from .mappers import map_store
     from .space import parse_affine, parse_units
 
-    store = open_store(path)
+    chunks = cache_bytes // 4
+    store = open_store(path, chunks)
     if transform is not None or units is not None:
         rank = len(store.axes)
         store.override_space(None if transform is None else parse_affine(transform, rank),
                              None if units is None else parse_units(units, rank))
-    return VirtualTree(map_store(store), label=store.path, mtime=store.mtime, cache_bytes=cache_bytes,
+    return VirtualTree(map_store(store), label=store.path, mtime=store.mtime, cache_bytes=cache_bytes - chunks,
                        fingerprint=store.fingerprint)
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .space import Space
 
 FRAGMENT_CACHE_BYTES = 32 * 2**20
-CELL_CACHE_BYTES = 64 * 2**20
+CELL_CACHE_BYTES = 64 * 2**20  # default bound on decoded chunks, all levels together
 
 Cell = tuple[int, ...]
 
@@ -80,8 +80,9 @@ def is_url(path: str) -> bool:
     return bool(sep) and scheme != "file"
 
 
-def open_store(path: str) -> "ZVFStore":
-    """Open a ZVF store read-only, or raise :class:`StoreError` saying why not."""
+def open_store(path: str, cell_cache_bytes: int = CELL_CACHE_BYTES) -> "ZVFStore":
+    """Open a ZVF store read-only, or raise :class:`StoreError` saying why not; decoded chunks are
+    kept up to ``cell_cache_bytes``."""
     if not is_url(path):
         path = os.path.abspath(path.removeprefix("file://"))
         if not os.path.exists(path):
@@ -98,17 +99,19 @@ def open_store(path: str) -> "ZVFStore":
         raise StoreError(f"{path}: expected one geometry type, found {list(kinds)}")
     if not levels:
         raise StoreError(f"{path}: store has no resolution levels")
-    return ZVFStore(path, ds, kinds[0], levels)
+    return ZVFStore(path, ds, kinds[0], levels, cell_cache_bytes)
 
 
 class ZVFStore:
     """One open store: metadata and its levels; safe to share between threads."""
 
-    def __init__(self, path: str, ds: "zv.Dataset", kind: str, level_indices: Sequence[int]) -> None:
+    def __init__(self, path: str, ds: "zv.Dataset", kind: str, level_indices: Sequence[int],
+                 cell_cache_bytes: int = CELL_CACHE_BYTES) -> None:
         self.path = path
         self.kind = kind
         self._ds = ds
         self._lock = threading.RLock()
+        self.cells: Memo[CellData] = Memo(cell_cache_bytes, getsizeof=CellData.nbytes)  # by (level, cell)
         self.mtime = time.time() if is_url(path) else os.stat(os.path.join(path, "zarr.json")).st_mtime
         self.levels = [LevelReader(self, ds.level(i), i, self._lock) for i in level_indices]
 
@@ -166,7 +169,6 @@ class LevelReader:
         self._g = level.store
         self._lock = lock
         self._fragments: Memo[np.ndarray] = Memo(FRAGMENT_CACHE_BYTES, getsizeof=lambda a: a.nbytes + 64)
-        self._cells: Memo[CellData] = Memo(CELL_CACHE_BYTES, getsizeof=CellData.nbytes)
 
     def _where(self, what: str) -> str:
         return f"{self.store.path}: level {self.index}: {what}"
@@ -308,7 +310,7 @@ class LevelReader:
 
     def cell(self, cell: Cell) -> CellData:
         """:meth:`read_cell` with every attribute, kept in a bounded cache."""
-        return self._cells.get(cell, lambda: self.read_cell(cell))
+        return self.store.cells.get((self.index, cell), lambda: self.read_cell(cell))
 
     def read_cell(self, cell: Cell, attributes: Sequence[str] | None = None) -> CellData:
         """Positions, per-vertex attributes and owning object of every row of one cell."""

@@ -30,23 +30,21 @@ class Membership:
     """One relationship as (item row, related id) pairs, looked up from either side."""
 
     def __init__(self, rows: np.ndarray, related: np.ndarray) -> None:
-        self._by_row = np.lexsort((related, rows))
-        self._by_id = np.lexsort((rows, related))
-        self.rows, self.related = np.asarray(rows, np.int64), np.asarray(related, np.uint64)
+        rows, related = np.asarray(rows, np.int64), np.asarray(related, np.uint64)
+        by_row, by_id = np.lexsort((related, rows)), np.lexsort((rows, related))
+        self._rows_by_row, self._related_by_row = rows[by_row], related[by_row]
+        self._related_by_id, self._rows_by_id = related[by_id], rows[by_id]
 
     def of(self, row: int) -> np.ndarray:
-        sorted_rows = self.rows[self._by_row]
-        lo, hi = np.searchsorted(sorted_rows, row), np.searchsorted(sorted_rows, row, side="right")
-        return self.related[self._by_row[lo:hi]]
+        keys = self._rows_by_row
+        return self._related_by_row[np.searchsorted(keys, row):np.searchsorted(keys, row, side="right")]
 
     def members(self, related: int) -> np.ndarray:
-        sorted_ids = self.related[self._by_id]
-        key = np.uint64(related)
-        lo, hi = np.searchsorted(sorted_ids, key), np.searchsorted(sorted_ids, key, side="right")
-        return self.rows[self._by_id[lo:hi]]
+        keys, key = self._related_by_id, np.uint64(related)
+        return self._rows_by_id[np.searchsorted(keys, key):np.searchsorted(keys, key, side="right")]
 
     def ids(self) -> np.ndarray:
-        return np.unique(self.related)
+        return np.unique(self._related_by_id)
 
 
 class ItemSource(ABC):
