@@ -46,6 +46,7 @@ class Recording:
 
     def __init__(self, tree: Tree) -> None:
         self.tree, self.label, self.reads = tree, tree.label, []
+        self.at_hand = False
 
     def stat(self, path: str):
         return self.tree.stat(path)
@@ -56,6 +57,13 @@ class Recording:
     def read(self, path: str, offset: int = 0, size: int | None = None) -> bytes:
         self.reads.append((path, offset, size))
         return self.tree.read(path, offset, size)
+
+    def cached(self, path: str):
+        """Nothing is at hand unless ``at_hand`` is set, so that every read shows."""
+        hit = self.tree.cached(path) if self.at_hand else None
+        if hit is not None:
+            self.reads.append((path, "at hand"))
+        return hit
 
 
 @contextmanager
@@ -226,6 +234,24 @@ def test_range(url: str, tree: Recording, spec: str, start: int, end: int) -> No
     assert "Content-Encoding" not in resp.headers
     assert tree.reads == [("data", start, end + 1 - start)]
     assert_cors(resp)
+
+
+def test_bytes_at_hand_are_sent_without_a_read(url: str, tree: Recording) -> None:
+    """A file the tree already holds is answered from those bytes: same body, headers and ranges."""
+    first = requests.get(url + "data", timeout=TIMEOUT)
+    tree.reads.clear()
+    tree.at_hand = True
+    try:
+        full = requests.get(url + "data", timeout=TIMEOUT)
+        part = requests.get(url + "data", headers={"Range": "bytes=100-199"}, timeout=TIMEOUT)
+    finally:
+        tree.at_hand = False
+    assert full.status_code == 200 and full.content == DATA
+    assert {k: full.headers[k] for k in ("ETag", "Last-Modified", "Content-Length", "Content-Type")} == \
+        {k: first.headers[k] for k in ("ETag", "Last-Modified", "Content-Length", "Content-Type")}
+    assert part.status_code == 206 and part.content == DATA[100:200]
+    assert tree.reads == [("data", "at hand")] * 2
+    assert_cors(full)
 
 
 def test_head_range_reads_nothing(url: str, tree: Recording) -> None:

@@ -90,6 +90,10 @@ class Tree(Protocol):
 
     def read(self, path: str, offset: int = 0, size: int | None = None) -> bytes: ...
 
+    def cached(self, path: str) -> tuple[Stat, bytes] | None:
+        """A file's stat and bytes if they are at hand without any work (else None), so that a
+        server can answer without handing the request to a worker thread."""
+
 
 def split_path(path: str) -> list[str]:
     """Path components of a tree-relative path; rejects any that could leave the tree."""
@@ -185,6 +189,13 @@ class VirtualTree:
         end = len(data) if size is None else offset + size
         return data[offset:end]
 
+    def cached(self, path: str) -> tuple[Stat, bytes] | None:
+        data = self._bytes.peek(posixpath.normpath("/" + path))
+        if data is None:
+            return None
+        self._check_unchanged()
+        return Stat(False, len(data), self.mtime), data
+
 
 class DirectoryTree:
     """A real directory seen through the same three questions, for ``zvfs serve DIR``."""
@@ -218,6 +229,9 @@ class DirectoryTree:
                 return f.read() if size is None else f.read(size)
         except OSError as exc:
             raise ReadFailed(f"{self.label}: /{path}: {exc}") from exc
+
+    def cached(self, path: str) -> None:
+        return None
 
 
 class MultiTree:
@@ -254,3 +268,7 @@ class MultiTree:
         if tree is None:
             raise IsADirectoryError(path)
         return tree.read(rest, offset, size)
+
+    def cached(self, path: str) -> tuple[Stat, bytes] | None:
+        tree, rest = self._locate(path)
+        return None if tree is None else tree.cached(rest)

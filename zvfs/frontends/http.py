@@ -7,6 +7,7 @@ keeps serving other requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import errno
 import json
@@ -17,7 +18,7 @@ import re
 import signal
 import socket
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import unquote
 
 import tornado.web
@@ -98,6 +99,17 @@ def etag(st: Stat) -> str:
     return f'"{int(st.mtime * 1e6):x}-{st.size:x}"'
 
 
+@contextlib.contextmanager
+def http_errors() -> Iterator[None]:
+    """A tree's NotFound as 404, ReadFailed as 500 (its message names store and path)."""
+    try:
+        yield
+    except NotFound:
+        raise HTTPError(404) from None
+    except ReadFailed as exc:
+        raise HTTPError(500, "%s", exc) from None
+
+
 class TreeHandler(tornado.web.RequestHandler):
     """GET/HEAD/OPTIONS of any path of the tree; every other method is 405."""
 
@@ -116,13 +128,9 @@ class TreeHandler(tornado.web.RequestHandler):
         self.finish({"error": exc.log_message % exc.args if detail else responses.get(status_code, "Error")})
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a tree call in the pool, mapping NotFound to 404 and ReadFailed to 500."""
-        try:
+        """Run a tree call in the pool, mapping its errors to HTTP ones."""
+        with http_errors():
             return await IOLoop.current().run_in_executor(self.settings["executor"], fn, *args)
-        except NotFound:
-            raise HTTPError(404) from None
-        except ReadFailed as exc:
-            raise HTTPError(500, "%s", exc) from None
 
     def options(self) -> None:
         self.set_status(204)
@@ -140,7 +148,13 @@ class TreeHandler(tornado.web.RequestHandler):
 
     async def _serve(self) -> None:
         path = tree_path(self.request.path)
-        st = await self._call(self.settings["tree"].stat, path)
+        tree = self.settings["tree"]
+        with http_errors():
+            at_hand = None if self.request.path.endswith("/") else tree.cached(path)
+        if at_hand is not None:
+            await self._file(path, *at_hand)
+            return
+        st = await self._call(tree.stat, path)
         if st.is_dir != self.request.path.endswith("/"):
             raise HTTPError(404)  # a directory only as '.../', a file never; no redirects
         if st.is_dir:
@@ -153,7 +167,8 @@ class TreeHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(names))
 
-    async def _file(self, path: str, st: Stat) -> None:
+    async def _file(self, path: str, st: Stat, data: bytes | None = None) -> None:
+        """Send a file (or its range); ``data`` when its bytes are already at hand."""
         tag = etag(st)
         self.set_header("Content-Type", content_type(path))
         self.set_header("Accept-Ranges", "bytes")
@@ -168,7 +183,10 @@ class TreeHandler(tornado.web.RequestHandler):
         if self.request.method == "HEAD":
             self.finish()
             return
-        data = await self._call(self.settings["tree"].read, path, start, end - start)
+        if data is not None:
+            data = data[start:end]
+        else:
+            data = await self._call(self.settings["tree"].read, path, start, end - start)
         if len(data) != end - start:
             raise HTTPError(500, "%s: /%s: %d bytes announced but %d read",
                             self.settings["tree"].label, path, end - start, len(data))
