@@ -46,14 +46,15 @@ class ObjectTable:
     @cached_property
     def _pieces(self) -> list[list[tuple[Cell, int, int]]]:
         """Per object (aligned with :attr:`ids`): (cell, first row, row count) of each fragment."""
-        out = []
-        for manifest in self.level.manifests():
-            pieces = []
-            for cell, frag in manifest:
-                start, count = self.level.fragments(cell)[frag]
-                pieces.append((cell, int(start), int(count)))
-            out.append(pieces)
-        return out
+        ranges: dict[Cell, list[list[int]]] = {}  # cell -> fragment (start, count), read once here
+
+        def piece(cell: Cell, frag: int) -> tuple[Cell, int, int]:
+            if cell not in ranges:
+                ranges[cell] = self.level.fragments(cell).tolist()
+            start, count = ranges[cell][frag]
+            return cell, start, count
+
+        return [[piece(cell, frag) for cell, frag in manifest] for manifest in self.level.manifests()]
 
     @cached_property
     def _owner(self) -> tuple[np.ndarray, np.ndarray]:

@@ -396,6 +396,12 @@ class LevelReader:
                 return []
             return [np.asarray(g, np.int64) for g in zb.read_all_groupings(self._g)]
 
+    def kept_ids(self) -> np.ndarray:
+        """Sorted ids of the objects holding at least one fragment at this level."""
+        with self._lock:
+            manifests = zb.read_all_object_manifests(self._g)
+        return np.sort(self.object_ids[np.asarray([len(m) > 0 for m in manifests], bool)])
+
     def manifests(self) -> list[list[tuple[Cell, int]]]:
         """Every object's (cell, fragment) pieces, aligned with :attr:`object_ids`."""
         with self._lock:

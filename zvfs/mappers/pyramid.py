@@ -86,14 +86,11 @@ class Pyramid:
 
     @cached_property
     def present(self) -> list[np.ndarray | None]:
-        """Per level: sorted ids of the objects it keeps (None: the store has no objects)."""
+        """Per level: sorted ids of the objects it keeps (None: the store has no objects); level 0
+        keeps every object it lists."""
         if not self.levels[0].has_objects:
             return [None] * self.depth
-        out = []
-        for level in self.levels:
-            kept = [oid for oid, m in zip(level.object_ids.tolist(), level.manifests()) if m]
-            out.append(np.asarray(sorted(kept), np.int64))
-        return out
+        return [self.levels[0].object_ids, *(level.kept_ids() for level in self.levels[1:])]
 
     def draw_levels(self, positions: np.ndarray, ids: np.ndarray, owners: np.ndarray | None) -> np.ndarray:
         """The level each point is drawn at, for points that include every point of each
