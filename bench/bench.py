@@ -867,13 +867,14 @@ def report_rss(results: dict[str, dict]) -> list[str]:
                          f"{growth / MiB:.0f}", f"{served / MiB:.1f}", "yes" if ok else "NO"])
     table(["store", "--cache-size", "idle RSS MiB", "peak (VmHWM) MiB", "RSS after MiB", "peak - idle MiB",
            "bytes served MiB", "peak <= limit + idle + fixed"], rows)
-    say(f"fixed = zvfs's other bounded caches, {FIXED_CACHES / MiB:.0f} MiB (decoded chunks 64 MiB + fragment "
-        "tables 32 MiB per level for 3 levels, point regions 32 MiB, encoded meshes 128 MiB).")
+    say(f"--cache-size bounds encoded files (3/4) and decoded ZVF chunks (1/4); fixed = zvfs's other bounded "
+        f"caches, {FIXED_CACHES / MiB:.0f} MiB (fragment tables 32 MiB per level for 3 levels, point regions "
+        "32 MiB, encoded meshes 128 MiB).")
     say()
     return problems
 
 
-FIXED_CACHES = (3 * (64 + 32) + 32 + 128) * MiB
+FIXED_CACHES = (3 * 32 + 32 + 128) * MiB
 
 
 def parse_size(text: str) -> int:

@@ -32,7 +32,7 @@ def parse_fuse_options(text: str) -> dict[str, str | bool]:
 
 def _cache_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-size", type=parse_size, default=DEFAULT_CACHE_BYTES, metavar="SIZE",
-                   help="bound on cached encoded bytes (default 512M)")
+                   help="bound on cached encoded files and decoded chunks (default 512M)")
 
 
 def _space_args(p: argparse.ArgumentParser) -> None:
