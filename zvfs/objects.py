@@ -17,13 +17,10 @@ from .store import Cell, LevelReader
 
 @dataclass
 class ObjectGeometry:
-    """One object: ``positions`` and ``attributes`` in object row order."""
+    """One object's vertex data, in object row order (its shape: :meth:`ObjectTable.connectivity`)."""
 
     positions: np.ndarray  # (n, D) float32
     attributes: dict[str, np.ndarray]  # name -> (n,) or (n, C)
-    pieces: np.ndarray  # (P,) rows per stored fragment, in order (runs of implicit connectivity)
-    links: np.ndarray  # (E, L) object-local indices of the link records wholly inside the object
-    link_records: np.ndarray  # (E,) index of each of those records in the level's link arrays
 
 
 class ObjectTable:
@@ -130,15 +127,18 @@ class ObjectTable:
         return np.asarray([c for _, _, c in self._pieces[k]], np.int64), local[lo:hi], order[lo:hi]
 
     def geometry(self, oid: int) -> ObjectGeometry:
-        """The whole object (raises KeyError for an id the level does not hold)."""
-        pieces, links, records = self.connectivity(oid)
-        datas = [(self.level.cell(cell), start, count) for cell, start, count in self._pieces[self.row_of(oid)]]
+        """The whole object's vertex data (raises KeyError for an id the level does not hold); it
+        needs no link records, so polylines never read them."""
+        k = self.row_of(oid)
+        if k is None:
+            raise KeyError(oid)
+        datas = [(self.level.cell(cell), start, count) for cell, start, count in self._pieces[k]]
         dim = len(self.level.store.axes)
         positions = (np.concatenate([d.positions[s:s + c] for d, s, c in datas]) if datas
                      else np.zeros((0, dim), np.float32))
         attributes = {a.name: np.concatenate([d.attributes[a.name][s:s + c] for d, s, c in datas])
                       for a in self.level.vertex_attributes} if datas else {}
-        return ObjectGeometry(positions, attributes, pieces, links, records)
+        return ObjectGeometry(positions, attributes)
 
 
 @cache

@@ -58,8 +58,7 @@ class MeshSource:
         return None if seg is None else self.segments.object_of(seg)
 
     def mesh(self, oid: int) -> tuple[np.ndarray, np.ndarray]:
-        g = self.objects.geometry(oid)
-        return g.positions, g.links.reshape(-1, 3)
+        return self.objects.geometry(oid).positions, self.objects.connectivity(oid)[1].reshape(-1, 3)
 
     def faces(self, oid: int) -> int:
         return len(self.objects.connectivity(oid)[1])
