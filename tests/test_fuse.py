@@ -5,6 +5,7 @@ SIGKILL, a store damaged under a live mount. Mounts are module-scoped where test
 """
 from __future__ import annotations
 
+import ctypes.util
 import errno
 import json
 import os
@@ -296,6 +297,33 @@ def test_store_never_modified(point_stores: dict[str, Path], mountpoint: Path) -
             assert exc is not None and exc.errno == errno.EROFS, (name, exc)
     assert not is_mounted(mountpoint) and os.listdir(mountpoint) == []
     assert tree_digest(store) == before
+
+
+def test_reopening_a_read_file_does_not_reach_the_daemon(point_stores: dict[str, Path], mountpoint: Path) -> None:
+    """Under libfuse 3 the kernel learns at the first open that opens need no answer: a file read
+    again (as nginx does per request) comes from the page cache without any request to the daemon."""
+    if not ctypes.util.find_library("fuse3"):
+        pytest.skip("libfuse 3 is not installed")
+    log = mountpoint.parent / f"{mountpoint.name}-debug.log"
+    with mounted(point_stores["typed_anonymous"], mountpoint, "-o", "debug", "--log-file", str(log)):
+        files = sorted(p for p in (mountpoint / "annotations" / "by_id").iterdir())[:20]
+
+        def read(path: Path) -> bytes:  # as nginx does: open, fstat, read, close (no isatty ioctl)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                return os.read(fd, os.fstat(fd).st_size + 1)
+            finally:
+                os.close(fd)
+
+        first = [read(p) for p in files]
+        before = log.read_text().count("opcode: ")
+        again = [read(p) for p in files]
+        after = log.read_text().count("opcode: ")
+    assert again == first and all(first)
+    text = log.read_text()
+    assert "FUSE library version: 3." in text, text[:2000]
+    assert text.count("opcode: OPEN ") <= 1 and text.count("opcode: RELEASE ") == 0, text[-2000:]
+    assert after == before, text[-2000:]
 
 
 # -- concurrency ---------------------------------------------------------------------------------
