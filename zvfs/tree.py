@@ -190,7 +190,7 @@ class VirtualTree:
         return data[offset:end]
 
     def cached(self, path: str) -> tuple[Stat, bytes] | None:
-        data = self._bytes.peek(posixpath.normpath("/" + path))
+        data = self._bytes.peek("/" + "/".join(split_path(path)))  # the key _data uses
         if data is None:
             return None
         self._check_unchanged()
