@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache, cached_property
+from typing import Sequence
 
 import numpy as np
 
@@ -139,6 +140,18 @@ class ObjectTable:
         attributes = {a.name: np.concatenate([d.attributes[a.name][s:s + c] for d, s, c in datas])
                       for a in self.level.vertex_attributes} if datas else {}
         return ObjectGeometry(positions, attributes)
+
+    def geometries(self, oids: Sequence[int]) -> list[ObjectGeometry]:
+        """:meth:`geometry` of many objects, read in the order of their first chunk, so that a batch
+        larger than the chunk cache (a whole group's polylines) decodes each chunk about once."""
+        def first_cell(oid: int) -> Cell:
+            k = self.row_of(oid)
+            return self._pieces[k][0][0] if k is not None and self._pieces[k] else ()
+
+        out: dict[int, ObjectGeometry] = {}
+        for i in sorted(range(len(oids)), key=lambda i: first_cell(oids[i])):
+            out[i] = self.geometry(oids[i])
+        return [out[i] for i in range(len(oids))]
 
 
 @cache

@@ -403,7 +403,7 @@ class LevelReader:
         return np.sort(self.object_ids[np.asarray([len(m) > 0 for m in manifests], bool)])
 
     def manifests(self) -> list[list[tuple[Cell, int]]]:
-        """Every object's (cell, fragment) pieces, aligned with :attr:`object_ids`."""
+        """Every object's (cell, fragment) pieces, aligned with :attr:`object_ids`, as zarr-vectors
+        decodes them (cells are tuples of ints: no second copy of a level's manifests is made)."""
         with self._lock:
-            manifests = zb.read_all_object_manifests(self._g)
-        return [[(tuple(int(c) for c in cell), int(frag)) for cell, frag in m] for m in manifests]
+            return zb.read_all_object_manifests(self._g)

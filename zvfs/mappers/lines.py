@@ -56,7 +56,7 @@ class ObjectItems(ItemSource):
 
     def batch(self, items: np.ndarray) -> enc.Annotations:
         oids = self.objects.ids[items]
-        geoms = [self.objects.geometry(int(o)) for o in oids]
+        geoms = self.objects.geometries(oids.tolist())
         props = {c.prop.id: c.values({k: v[items] for k, v in self._object_values.items()})
                  for c in self.object_columns}
         if self.is_line:
