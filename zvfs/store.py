@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 import zarr_vectors as zv
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 FRAGMENT_CACHE_BYTES = 32 * 2**20
 CELL_CACHE_BYTES = 64 * 2**20  # default bound on decoded chunks, all levels together
+MANIFEST_BATCH = 10_000  # object manifests decoded at once
 
 Cell = tuple[int, ...]
 
@@ -396,14 +397,23 @@ class LevelReader:
                 return []
             return [np.asarray(g, np.int64) for g in zb.read_all_groupings(self._g)]
 
+    def _manifest_batches(self) -> Iterator[tuple[list[int], dict[int, list[tuple[Cell, int]]]]]:
+        """(object ids, their manifests) of the whole level, :data:`MANIFEST_BATCH` objects at a time:
+        zarr-vectors decodes manifests as Python lists, several times their size at once."""
+        ids = self.object_ids.tolist()
+        for start in range(0, len(ids), MANIFEST_BATCH):
+            batch = ids[start:start + MANIFEST_BATCH]
+            with self._lock:
+                found = zb.read_object_manifests(self._g, ids=batch)
+            yield batch, found
+
     def kept_ids(self) -> np.ndarray:
         """Sorted ids of the objects holding at least one fragment at this level."""
-        with self._lock:
-            manifests = zb.read_all_object_manifests(self._g)
-        return np.sort(self.object_ids[np.asarray([len(m) > 0 for m in manifests], bool)])
+        kept = [oid for batch, found in self._manifest_batches() for oid in batch if found.get(oid)]
+        return np.asarray(sorted(kept), np.int64)
 
-    def manifests(self) -> list[list[tuple[Cell, int]]]:
-        """Every object's (cell, fragment) pieces, aligned with :attr:`object_ids`, as zarr-vectors
-        decodes them (cells are tuples of ints: no second copy of a level's manifests is made)."""
-        with self._lock:
-            return zb.read_all_object_manifests(self._g)
+    def manifests(self) -> Iterator[list[tuple[Cell, int]]]:
+        """Every object's (cell, fragment) pieces, in :attr:`object_ids` order, as zarr-vectors decodes
+        them (cells are tuples of ints), a batch at a time."""
+        for batch, found in self._manifest_batches():
+            yield from (found.get(oid, []) for oid in batch)
