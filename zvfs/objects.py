@@ -117,15 +117,22 @@ class ObjectTable:
         k = self.row_of(oid)
         return 0 if k is None else sum(count for _, _, count in self._pieces[k])
 
-    def connectivity(self, oid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """An object's shape without its vertex data: rows per fragment, object-local link
-        endpoints (E, L) and their record indices (raises KeyError for an absent id)."""
+    def pieces(self, oid: int) -> np.ndarray:
+        """Rows per stored fragment of an object, in order (runs of implicit connectivity; raises
+        KeyError for an absent id). Needs no link records."""
         k = self.row_of(oid)
         if k is None:
             raise KeyError(oid)
+        return np.asarray([c for _, _, c in self._pieces[k]], np.int64)
+
+    def connectivity(self, oid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """An object's shape without its vertex data: :meth:`pieces`, object-local link endpoints
+        (E, L) and their record indices (raises KeyError for an absent id)."""
+        pieces = self.pieces(oid)
         order, owners, local = self._links
+        k = self.row_of(oid)
         lo, hi = np.searchsorted(owners, k), np.searchsorted(owners, k, side="right")
-        return np.asarray([c for _, _, c in self._pieces[k]], np.int64), local[lo:hi], order[lo:hi]
+        return pieces, local[lo:hi], order[lo:hi]
 
     def geometry(self, oid: int) -> ObjectGeometry:
         """The whole object's vertex data (raises KeyError for an id the level does not hold); it

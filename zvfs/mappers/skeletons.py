@@ -53,18 +53,20 @@ class SkeletonSource:
         return enc.info(self.spec, transform=self.store.space.to_nanometres(), segment_properties=PROPERTIES_DIR)
 
     def edges(self, oid: int) -> np.ndarray:
-        """(E, 2) object-local edges, from the object's shape alone (no vertex data read)."""
-        pieces, links, _ = self.objects.connectivity(oid)
-        n = int(pieces.sum())
+        """(E, 2) object-local edges, from the object's shape alone (no vertex data read; polylines
+        need no link records either)."""
         if self.kind == "graph":
-            return links.reshape(-1, 2)
+            return self.objects.connectivity(oid)[1].reshape(-1, 2)
         if self.kind == "skeleton":
+            pieces, links, _ = self.objects.connectivity(oid)
+            n = int(pieces.sum())
             parent = np.arange(-1, n - 1)
             parent[np.concatenate([[0], np.cumsum(pieces)[:-1]]).astype(np.int64)] = -1
             if len(links):
                 parent[links[:, 0]] = links[:, 1]
             child = np.flatnonzero(parent >= 0)
             return np.stack([child, parent[child]], 1)
+        n = int(self.objects.pieces(oid).sum())
         return np.stack([np.arange(n - 1), np.arange(1, n)], 1) if n > 1 else np.zeros((0, 2), np.int64)
 
     def size(self, oid: int) -> int:
