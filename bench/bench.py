@@ -22,7 +22,6 @@ import random
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,8 @@ from typing import Iterator
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the test suite's helpers, shared with the benchmark
+from support import free_port, listening  # noqa: E402
 BIN = Path(sys.executable).parent
 ZVFS = [str(BIN / "zvfs")] if (BIN / "zvfs").exists() else [sys.executable, "-m", "zvfs"]
 MAKE_SAMPLES = Path(os.environ.get("ZVFS_MAKE_SAMPLES", ROOT.parent / "shared" / "tools" / "make_samples.py"))
@@ -173,6 +174,16 @@ def tree_size(path: Path) -> tuple[int, int]:
     return files, size
 
 
+def timed_export(cmd: list[str], out: Path) -> dict:
+    """Run an export command from a dropped page cache: its seconds, and the files and bytes in ``out``."""
+    drop_caches()
+    t0 = time.perf_counter()
+    run(cmd, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - t0
+    files, size = tree_size(out)
+    return {"files": files, "bytes": size, "seconds": seconds}
+
+
 def ensure_export(store: Store, cache: Path, reexport: bool) -> None:
     """``zvfs export`` of the store (timed), or the one a previous run made."""
     out = cache / "export" / store.name
@@ -183,13 +194,9 @@ def ensure_export(store: Store, cache: Path, reexport: bool) -> None:
         shutil.rmtree(partial, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)
         cmd = [*ZVFS, "export", str(store.path), str(partial), "--no-progress"]
-        drop_caches()
-        t0 = time.perf_counter()
-        run(cmd, stdout=subprocess.DEVNULL)
-        seconds = time.perf_counter() - t0
-        files, size = tree_size(partial)
+        timing = timed_export(cmd, partial)
         partial.rename(out)
-        record.write_text(json.dumps({"files": files, "bytes": size, "seconds": seconds, "command": shlex.join(cmd),
+        record.write_text(json.dumps({**timing, "command": shlex.join(cmd),
                                       "when": time.strftime("%Y-%m-%d %H:%M:%S")}))
         fresh = True
     else:
@@ -205,20 +212,6 @@ def drop_caches() -> bool:
     os.sync()
     try:
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
         return True
     except OSError:
         return False
@@ -244,22 +237,15 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             proc.wait(60)
 
 
-def nginx_conf(root: Path, port: int, prefix: Path) -> str:
-    """The test suite's nginx configuration (tests/test_nginx.py: the documented location block)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    try:
-        from test_nginx import nginx_config
-    finally:
-        sys.path.remove(str(ROOT / "tests"))
-    return nginx_config(root, port, prefix)
-
-
 @contextlib.contextmanager
 def nginx(root: Path, work: Path) -> Iterator[int]:
+    """nginx with the test suite's configuration (the documented location block) serving ``root``."""
+    from test_nginx import nginx_config  # imports pytest: only when nginx runs
+
     prefix = Path(tempfile.mkdtemp(prefix="nginx-", dir=work))
     port = free_port()
     conf = prefix / "nginx.conf"
-    conf.write_text(nginx_conf(root, port, prefix))
+    conf.write_text(nginx_config(root, port, prefix))
     proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -819,13 +805,9 @@ def dask_export(store: Store, cache: Path, workers: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         cmd = [*ZVFS, "export", "--no-progress", "--dask", cluster.scheduler_address, str(store.path), str(out)]
-        drop_caches()
-        t0 = time.perf_counter()
-        run(cmd, stdout=subprocess.DEVNULL)
-        seconds = time.perf_counter() - t0
-    files, size = tree_size(out)
+        timing = timed_export(cmd, out)
     shutil.rmtree(out)
-    return {"files": files, "bytes": size, "seconds": seconds}
+    return timing
 
 
 def report_scaling(all_stores: list[Store], cache: Path, names: set[str]) -> None:

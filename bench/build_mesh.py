@@ -15,29 +15,17 @@ import json
 import shutil
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import zarr_vectors as zv
 from zarr_vectors import building
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support import uv_sphere  # noqa: E402 - the test suite's closed UV sphere
+
 SEED = 20240607
 PYRAMID = dict(factors=[(2, 1), (2, 2)], chunk_scale_factors=[1, 2], sparsity_seed=0)
-
-
-def uv_sphere(center, radius: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """A closed UV sphere with poles: 2 + (n-1)*n vertices, outward winding."""
-    theta = np.linspace(0, np.pi, n + 1)[1:-1]
-    phi = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    t, p = np.meshgrid(theta, phi, indexing="ij")
-    ring = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], -1).reshape(-1, 3)
-    v = np.concatenate([[[0, 0, 1]], ring, [[0, 0, -1]]]) * radius + np.asarray(center, np.float64)
-    idx = lambda i, j: 1 + i * n + j % n  # noqa: E731
-    faces = [[0, idx(0, j), idx(0, j + 1)] for j in range(n)]
-    for i in range(n - 2):
-        for j in range(n):
-            faces += [[idx(i, j), idx(i + 1, j), idx(i + 1, j + 1)], [idx(i, j), idx(i + 1, j + 1), idx(i, j + 1)]]
-    faces += [[idx(n - 2, j), len(v) - 1, idx(n - 2, j + 1)] for j in range(n)]
-    return v.astype(np.float32), np.asarray(faces, np.int64)
 
 
 def build(path: str, meshes: int, resolution: int, cell: float) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from support import TIMEOUT, free_port, mounted, relative_paths
+from support import TIMEOUT, free_port, listening, mounted, relative_paths
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)),
                                       None)
@@ -69,14 +68,6 @@ def nginx_config(mountpoint: Path, port: int, prefix: Path) -> str:
     return NGINX_CONF.format(mountpoint=mountpoint, port=port, prefix=prefix)
 
 
-
-
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
