@@ -173,21 +173,27 @@ def mounted(store: Path, mountpoint: Path, *args: str) -> Iterator[Path]:
 
 
 @contextmanager
-def served(source: Path, log: Path, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    """``zvfs serve SOURCE --port 0`` as a subprocess; yields it and its base URL (ending in /)."""
+def cli_server(args: list[str], log: Path, banner: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``zvfs ARGS`` as a subprocess whose first line on stdout starts with ``banner`` and ends with
+    its URL; yields the process and that URL as printed, and kills the process if it still runs."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen([*ZVFS, "serve", str(source), "--port", "0", *args],
-                                stdout=subprocess.PIPE, stderr=out, text=True)
+        proc = subprocess.Popen([*ZVFS, *args], stdout=subprocess.PIPE, stderr=out, text=True)
     try:
         line = proc.stdout.readline()
-        assert "http://" in line, log.read_text()
-        url = line.split()[-1]
-        yield proc, url if url.endswith("/") else url + "/"
+        assert line.startswith(banner) and "http://" in line, line + log.read_text()
+        yield proc, line.split()[-1]
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(TIMEOUT)
         proc.stdout.close()
+
+
+@contextmanager
+def served(source: Path, log: Path, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``zvfs serve SOURCE --port 0`` as a subprocess; yields it and its base URL (ending in /)."""
+    with cli_server(["serve", str(source), "--port", "0", *args], log, "serving ") as (proc, url):
+        yield proc, url if url.endswith("/") else url + "/"
 
 
 # -- walking real directories (mounts, exports, copies) ----------------------------------------------
@@ -409,18 +415,9 @@ def put_level_meshes(path: Path, level: int, meshes: list[tuple[np.ndarray, np.n
 @contextmanager
 def viewed(sources: list[Path], log: Path, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
     """``zvfs view SOURCES --port 0 --no-browser`` as a subprocess; yields it and the viewer URL."""
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*ZVFS, "view", *map(str, sources), "--port", "0", "--no-browser", *args],
-                                stdout=subprocess.PIPE, stderr=out, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("neuroglancer: http://"), line + log.read_text()
-        yield proc, line.split()[-1]
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(TIMEOUT)
-        proc.stdout.close()
+    with cli_server(["view", *map(str, sources), "--port", "0", "--no-browser", *args], log,
+                    "neuroglancer: http://") as running:
+        yield running
 
 
 GEOMETRY_TYPES = ("point_cloud", "line", "streamline", "graph", "skeleton", "mesh")

@@ -7,7 +7,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ import requests
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from support import cli_server
 from zvfs.errors import UsageError
 from zvfs.frontends.http import make_app, parse_range, serve, tree_path
 from zvfs.tree import Dir, DirectoryTree, File, Tree, VirtualTree
@@ -92,19 +92,9 @@ def running(tree: Tree) -> Iterator[str]:
 
 @contextmanager
 def zvfs_serve(source: Path, tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    """``zvfs serve SOURCE --port 0 ARGS`` as a subprocess; yields it and the URL it printed."""
-    with open(tmp_path / "serve.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "zvfs", "serve", str(source), "--port", "0", *args],
-                                stdout=subprocess.PIPE, stderr=log, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert "http://" in line, (tmp_path / "serve.log").read_text()
-        yield proc, line.split()[-1]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(TIMEOUT)
-        proc.stdout.close()
+    """``zvfs serve SOURCE --port 0 ARGS`` as a subprocess; yields it and the URL as printed."""
+    with cli_server(["serve", str(source), "--port", "0", *args], tmp_path / "serve.log", "serving ") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
