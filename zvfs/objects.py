@@ -117,29 +117,33 @@ class ObjectTable:
         k = self.row_of(oid)
         return 0 if k is None else sum(count for _, _, count in self._pieces[k])
 
-    def pieces(self, oid: int) -> np.ndarray:
-        """Rows per stored fragment of an object, in order (runs of implicit connectivity; raises
-        KeyError for an absent id). Needs no link records."""
+    def _row(self, oid: int) -> int:
+        """:meth:`row_of`, raising KeyError for an id the level does not hold."""
         k = self.row_of(oid)
         if k is None:
             raise KeyError(oid)
+        return k
+
+    def _counts(self, k: int) -> np.ndarray:
         return np.asarray([c for _, _, c in self._pieces[k]], np.int64)
+
+    def pieces(self, oid: int) -> np.ndarray:
+        """Rows per stored fragment of an object, in order (runs of implicit connectivity; raises
+        KeyError for an absent id). Needs no link records."""
+        return self._counts(self._row(oid))
 
     def connectivity(self, oid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """An object's shape without its vertex data: :meth:`pieces`, object-local link endpoints
         (E, L) and their record indices (raises KeyError for an absent id)."""
-        pieces = self.pieces(oid)
+        k = self._row(oid)
         order, owners, local = self._links
-        k = self.row_of(oid)
         lo, hi = np.searchsorted(owners, k), np.searchsorted(owners, k, side="right")
-        return pieces, local[lo:hi], order[lo:hi]
+        return self._counts(k), local[lo:hi], order[lo:hi]
 
     def geometry(self, oid: int) -> ObjectGeometry:
         """The whole object's vertex data (raises KeyError for an id the level does not hold); it
         needs no link records, so polylines never read them."""
-        k = self.row_of(oid)
-        if k is None:
-            raise KeyError(oid)
+        k = self._row(oid)
         datas = [(self.level.cell(cell), start, count) for cell, start, count in self._pieces[k]]
         dim = len(self.level.store.axes)
         positions = (np.concatenate([d.positions[s:s + c] for d, s, c in datas]) if datas
@@ -155,10 +159,10 @@ class ObjectTable:
             k = self.row_of(oid)
             return self._pieces[k][0][0] if k is not None and self._pieces[k] else ()
 
-        out: dict[int, ObjectGeometry] = {}
+        out: list = [None] * len(oids)
         for i in sorted(range(len(oids)), key=lambda i: first_cell(oids[i])):
             out[i] = self.geometry(oids[i])
-        return [out[i] for i in range(len(oids))]
+        return out
 
 
 @cache
