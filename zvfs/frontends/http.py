@@ -235,7 +235,7 @@ def base_url(bind: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
-async def run_until_stopped(app: tornado.web.Application, sockets: list[socket.socket], url: str) -> None:
+async def _run(app: tornado.web.Application, sockets: list[socket.socket], url: str) -> None:
     """Serve on ``sockets`` until SIGINT or SIGTERM."""
     server = HTTPServer(app)
     server.add_sockets(sockets)
@@ -247,12 +247,17 @@ async def run_until_stopped(app: tornado.web.Application, sockets: list[socket.s
     server.stop()
 
 
+def run_until_stopped(app: tornado.web.Application, sockets: list[socket.socket], url: str) -> None:
+    """Serve ``app`` (from :func:`make_app`) on ``sockets`` until SIGINT or SIGTERM, then drop its
+    worker pool's pending calls."""
+    try:
+        asyncio.run(_run(app, sockets, url))
+    finally:
+        app.settings["executor"].shutdown(wait=False, cancel_futures=True)
+
+
 def serve(tree: Tree, *, port: int, bind: str = "127.0.0.1") -> int:
     """Serve ``tree`` over HTTP on ``bind:port`` until Ctrl-C or SIGTERM; returns 0."""
     sockets = listen(port, bind)
-    app = make_app(tree)
-    try:
-        asyncio.run(run_until_stopped(app, sockets, base_url(bind, sockets[0].getsockname()[1])))
-    finally:
-        app.settings["executor"].shutdown(wait=False, cancel_futures=True)
+    run_until_stopped(make_app(tree), sockets, base_url(bind, sockets[0].getsockname()[1]))
     return 0

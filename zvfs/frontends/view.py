@@ -117,8 +117,5 @@ def serve(tree: Tree, make_state: Callable[[str], dict], *, port: int, bind: str
     print(f"neuroglancer: {url}", flush=True)
     if browse:
         open_browser(url)
-    try:
-        asyncio.run(http.run_until_stopped(app, sockets, base))
-    finally:
-        app.settings["executor"].shutdown(wait=False, cancel_futures=True)
+    http.run_until_stopped(app, sockets, base)
     return 0
