@@ -8,6 +8,7 @@ Default: 100 meshes of 1,982 vertices / 3,960 triangles each (resolution 45), ra
 3-level pyramid and owner index as ``shared/tools/make_samples.py --large`` (factors [(2,1),(2,2)],
 chunk_scale_factors [1,2], sparsity seed 0). Deterministic (seed 20240607).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,36 +23,49 @@ import zarr_vectors as zv
 from zarr_vectors import building
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support import uv_sphere  # noqa: E402 - the test suite's closed UV sphere
+from support import uv_sphere
 
 SEED = 20240607
-PYRAMID = dict(factors=[(2, 1), (2, 2)], chunk_scale_factors=[1, 2], sparsity_seed=0)
+PYRAMID = {"factors": [(2, 1), (2, 2)], "chunk_scale_factors": [1, 2], "sparsity_seed": 0}
 
 
 def build(path: str, meshes: int, resolution: int, cell: float) -> dict:
     rng = np.random.default_rng(SEED)
-    V, F, O = [], [], []
+    V, F, owners = [], [], []
     nv = 0
     for o in range(meshes):
         v, f = uv_sphere(rng.uniform(150, 850, 3), float(rng.uniform(40, 120)), resolution)
-        V.append(v), F.append(f + nv), O.append(np.full(len(v), o))
+        V.append(v), F.append(f + nv), owners.append(np.full(len(v), o))
         nv += len(v)
-    V, F, O = np.concatenate(V), np.concatenate(F), np.concatenate(O)
+    V, F, owners = np.concatenate(V), np.concatenate(F), np.concatenate(owners)
     axes = tuple(zv.Axis(a, "nanometer") for a in "xyz")
-    schema = zv.Schema(bounds=([0.0] * 3, [1000.0] * 3), kind="mesh", axes=axes,
-                       layout=zv.Layout(cell_size=(cell,) * 3, subcells=4))
+    schema = zv.Schema(
+        bounds=([0.0] * 3, [1000.0] * 3), kind="mesh", axes=axes, layout=zv.Layout(cell_size=(cell,) * 3, subcells=4)
+    )
     shutil.rmtree(path, ignore_errors=True)
     t0 = time.perf_counter()
     ds = zv.create(path, schema=schema)
-    ds.add_mesh(V, F, object_ids=O,
-                attributes={"height": V[:, 2].copy()},
-                object_attributes={"label": np.array([f"sphere {o}" for o in range(meshes)]),
-                                   "radius": np.asarray([np.ptp(v[:, 0]) / 2 for v in np.split(V, np.cumsum(
-                                       np.bincount(O))[:-1])], np.float32)})
+    ds.add_mesh(
+        V,
+        F,
+        object_ids=owners,
+        attributes={"height": V[:, 2].copy()},
+        object_attributes={
+            "label": np.array([f"sphere {o}" for o in range(meshes)]),
+            "radius": np.asarray(
+                [np.ptp(v[:, 0]) / 2 for v in np.split(V, np.cumsum(np.bincount(owners))[:-1])], np.float32
+            ),
+        },
+    )
     zv.open(path, mode="r+").build_pyramid(**PYRAMID)
     building.build_fragment_owner_index(path)
-    return {"meshes": meshes, "vertices_per_mesh": int(len(V) // meshes), "triangles_per_mesh": int(len(F) // meshes),
-            "cell": cell, "seconds": round(time.perf_counter() - t0, 2)}
+    return {
+        "meshes": meshes,
+        "vertices_per_mesh": int(len(V) // meshes),
+        "triangles_per_mesh": int(len(F) // meshes),
+        "cell": cell,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,17 +1,25 @@
 """Session fixtures: sample point clouds written with zarr-vectors (several sizes, with and without
 object ids, with attributes of every dtype)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from support import PointSpec, build_points
 
 POINT_SPECS = {
     "tiny": PointSpec(n=40),
-    "typed": PointSpec(n=3000, objects=30, typed=True, unit="micrometer",
-                       lo=(-50.0, 0.0, 0.0), hi=(100.0, 100.0, 40.0), cell=(25.0, 25.0, 20.0), seed=1),
+    "typed": PointSpec(
+        n=3000,
+        objects=30,
+        typed=True,
+        unit="micrometer",
+        lo=(-50.0, 0.0, 0.0),
+        hi=(100.0, 100.0, 40.0),
+        cell=(25.0, 25.0, 20.0),
+        seed=1,
+    ),
     "typed_anonymous": PointSpec(n=1500, typed=True, seed=2),
     "large": PointSpec(n=40_000, objects=400, hi=(1000.0, 1000.0, 1000.0), cell=(250.0, 250.0, 250.0), seed=3),
 }

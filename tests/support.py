@@ -1,14 +1,15 @@
 """Shared test helpers: sample stores built with zarr-vectors, real mounts and servers, oracles."""
+
 from __future__ import annotations
 
 import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import zarr_vectors as zv
@@ -18,6 +19,7 @@ ZVFS = [sys.executable, "-m", "zvfs"]
 
 
 # -- stores ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PointSpec:
@@ -41,11 +43,11 @@ def typed_attributes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "f64": rng.random(n),
         "i8": rng.integers(-128, 128, n).astype(np.int8),
         "u8": rng.integers(0, 256, n).astype(np.uint8),
-        "i16": rng.integers(-2**15, 2**15, n).astype(np.int16),
+        "i16": rng.integers(-(2**15), 2**15, n).astype(np.int16),
         "u16": rng.integers(0, 2**16, n).astype(np.uint16),
-        "i32": rng.integers(-2**31, 2**31, n).astype(np.int32),
+        "i32": rng.integers(-(2**31), 2**31, n).astype(np.int32),
         "u32": rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32),
-        "i64": rng.integers(-10**6, 10**6, n).astype(np.int64),
+        "i64": rng.integers(-(10**6), 10**6, n).astype(np.int64),
         "rgb": rng.integers(0, 256, (n, 3)).astype(np.uint8),
         "rgba": rng.integers(0, 256, (n, 4)).astype(np.uint8),
         "cell type": np.array(["axon", "dendrite", "soma", "glia"])[rng.integers(0, 4, n)],
@@ -58,8 +60,12 @@ def build_points(path: Path, spec: PointSpec) -> Path:
     """Write ``spec`` as a ZVF point cloud with zarr-vectors."""
     rng = np.random.default_rng(spec.seed)
     axes = tuple(zv.Axis(name, spec.unit) for name in "xyz")
-    schema = zv.Schema(bounds=(list(spec.lo), list(spec.hi)), kind="point_cloud", axes=axes,
-                       layout=zv.Layout(cell_size=spec.cell, subcells=4))
+    schema = zv.Schema(
+        bounds=(list(spec.lo), list(spec.hi)),
+        kind="point_cloud",
+        axes=axes,
+        layout=zv.Layout(cell_size=spec.cell, subcells=4),
+    )
     lo, hi = np.asarray(spec.lo), np.asarray(spec.hi)
     pos = (lo + rng.random((spec.n, 3)) * (hi - lo) * 0.9999).astype(np.float32)
     kwargs: dict = {}
@@ -94,8 +100,9 @@ def same_tree(a: Path, b: Path) -> bool:
     cmp = filecmp.dircmp(a, b)
     if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
         return False
-    return all(filecmp.cmp(a / f, b / f, shallow=False) for f in cmp.common_files) and \
-        all(same_tree(a / d, b / d) for d in cmp.common_dirs)
+    return all(filecmp.cmp(a / f, b / f, shallow=False) for f in cmp.common_files) and all(
+        same_tree(a / d, b / d) for d in cmp.common_dirs
+    )
 
 
 def free_port() -> int:
@@ -119,6 +126,7 @@ def listening(port: int) -> bool:
 
 
 # -- oracle: what zarr-vectors itself reads ------------------------------------------------------
+
 
 def point_key(p) -> tuple:
     """A hashable position, rounded so float32 values compare equal whichever reader gave them."""
@@ -146,6 +154,7 @@ def read_truth(path: Path) -> PointTruth:
 
 
 # -- front ends ----------------------------------------------------------------------------------
+
 
 def zvfs(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     res = subprocess.run([*ZVFS, *args], capture_output=True, text=True, timeout=TIMEOUT)
@@ -198,6 +207,7 @@ def served(source: Path, log: Path, *args: str) -> Iterator[tuple[subprocess.Pop
 
 # -- walking real directories (mounts, exports, copies) ----------------------------------------------
 
+
 def relative_paths(root: Path) -> tuple[list[str], list[str]]:
     """(directories, files) under ``root`` as sorted '/'-separated paths relative to it."""
     dirs, files = [], []
@@ -215,10 +225,12 @@ def read_files(root: Path) -> dict[str, bytes]:
 
 # -- stores of connected geometry (tiny 4x4x4 grid of 25-unit chunks, so objects cross seams) -----
 
+
 def small_schema(kind: str, unit: str = "nanometer") -> zv.Schema:
     axes = tuple(zv.Axis(name, unit) for name in "xyz")
-    return zv.Schema(bounds=([0, 0, 0], [100, 100, 100]), kind=kind, axes=axes,
-                     layout=zv.Layout(cell_size=(25, 25, 25), subcells=4))
+    return zv.Schema(
+        bounds=([0, 0, 0], [100, 100, 100]), kind=kind, axes=axes, layout=zv.Layout(cell_size=(25, 25, 25), subcells=4)
+    )
 
 
 def walk(rng: np.random.Generator, n: int, step: float = 6.0) -> np.ndarray:
@@ -228,23 +240,34 @@ def walk(rng: np.random.Generator, n: int, step: float = 6.0) -> np.ndarray:
 
 def object_attributes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Per-object attributes of several dtypes, strings included."""
-    return {"score": rng.random(n).astype(np.float32), "weight64": rng.random(n),
-            "count": rng.integers(-1000, 1000, n).astype(np.int32), "tag": rng.integers(0, 60000, n).astype(np.uint16),
-            "big": rng.integers(0, 10**6, n).astype(np.int64),
-            "tissue": np.array(["cortex", "white matter", "thalamus"])[rng.integers(0, 3, n)]}
+    return {
+        "score": rng.random(n).astype(np.float32),
+        "weight64": rng.random(n),
+        "count": rng.integers(-1000, 1000, n).astype(np.int32),
+        "tag": rng.integers(0, 60000, n).astype(np.uint16),
+        "big": rng.integers(0, 10**6, n).astype(np.int64),
+        "tissue": np.array(["cortex", "white matter", "thalamus"])[rng.integers(0, 3, n)],
+    }
 
 
-def build_polylines(path: Path, kind: str = "streamline", lengths: tuple[int, ...] = (1, 2, 3, 5, 30, 60, 120),
-                    seed: int = 0) -> tuple[Path, list[np.ndarray], dict[str, list[np.ndarray]]]:
+def build_polylines(
+    path: Path, kind: str = "streamline", lengths: tuple[int, ...] = (1, 2, 3, 5, 30, 60, 120), seed: int = 0
+) -> tuple[Path, list[np.ndarray], dict[str, list[np.ndarray]]]:
     """Polylines of the given vertex counts, with per-vertex and per-object attributes and groups."""
     rng = np.random.default_rng(seed)
     lines = [walk(rng, n) for n in lengths]
-    vertex = {"fa": [rng.random(len(p)).astype(np.float32) for p in lines],
-              "label": [rng.integers(0, 7, len(p)).astype(np.uint8) for p in lines]}
+    vertex = {
+        "fa": [rng.random(len(p)).astype(np.float32) for p in lines],
+        "label": [rng.integers(0, 7, len(p)).astype(np.uint8) for p in lines],
+    }
     ds = zv.create(str(path), schema=small_schema(kind))
-    ds.add_polylines(lines, streamlines=kind == "streamline", attributes=vertex,
-                     object_attributes=object_attributes(rng, len(lines)),
-                     groups={0: list(range(0, len(lines), 2)), 1: list(range(1, len(lines), 2))})
+    ds.add_polylines(
+        lines,
+        streamlines=kind == "streamline",
+        attributes=vertex,
+        object_attributes=object_attributes(rng, len(lines)),
+        groups={0: list(range(0, len(lines), 2)), 1: list(range(1, len(lines), 2))},
+    )
     return path, lines, vertex
 
 
@@ -254,13 +277,17 @@ def build_lines(path: Path, n: int = 400, seed: int = 0) -> Path:
     a = rng.uniform(1, 99, (n, 3))
     ends = np.stack([a, np.clip(a + rng.normal(0, 10, (n, 3)), 0.5, 99.5)], 1).astype(np.float32)
     ds = zv.create(str(path), schema=small_schema("line"))
-    ds.add_lines(ends, attributes={"w": rng.random((n, 2)).astype(np.float32),
-                                   "k": rng.integers(-300, 300, (n, 2)).astype(np.int16)},
-                 object_attributes=object_attributes(rng, n))
+    ds.add_lines(
+        ends,
+        attributes={"w": rng.random((n, 2)).astype(np.float32), "k": rng.integers(-300, 300, (n, 2)).astype(np.int16)},
+        object_attributes=object_attributes(rng, n),
+    )
     return path
 
 
-def build_graph(path: Path, objects: int = 3, per: int = 80, seed: int = 0) -> tuple[Path, np.ndarray, np.ndarray, dict]:
+def build_graph(
+    path: Path, objects: int = 3, per: int = 80, seed: int = 0
+) -> tuple[Path, np.ndarray, np.ndarray, dict]:
     """Graphs (one per object) linking each node to its two nearest later nodes, with node, edge and
     object attributes; returns the store and the written nodes, edges and edge attributes."""
     rng = np.random.default_rng(seed)
@@ -274,12 +301,19 @@ def build_graph(path: Path, objects: int = 3, per: int = 80, seed: int = 0) -> t
         pts.append(p)
         owner.append(np.full(per, o))
     P, E = np.concatenate(pts), np.unique(np.asarray(edges, np.int64), axis=0)
-    edge_attributes = {"length": np.linalg.norm(P[E[:, 0]] - P[E[:, 1]], axis=1).astype(np.float32),
-                       "kind": rng.integers(0, 4, len(E)).astype(np.uint8)}
+    edge_attributes = {
+        "length": np.linalg.norm(P[E[:, 0]] - P[E[:, 1]], axis=1).astype(np.float32),
+        "kind": rng.integers(0, 4, len(E)).astype(np.uint8),
+    }
     ds = zv.create(str(path), schema=small_schema("graph"))
-    ds.add_graph(P, E, object_ids=np.concatenate(owner),
-                 attributes={"degree": np.bincount(E.ravel(), minlength=len(P)).astype(np.int32)},
-                 edge_attributes=edge_attributes, object_attributes=object_attributes(rng, objects))
+    ds.add_graph(
+        P,
+        E,
+        object_ids=np.concatenate(owner),
+        attributes={"degree": np.bincount(E.ravel(), minlength=len(P)).astype(np.int32)},
+        edge_attributes=edge_attributes,
+        object_attributes=object_attributes(rng, objects),
+    )
     return path, P, E, edge_attributes
 
 
@@ -317,25 +351,36 @@ def build_skeletons(path: Path, sizes: tuple[int, ...] = (1, 2, 40, 150), seed: 
         pts.append(np.asarray(pos, np.float32))
         owner.append(np.full(n, o))
         base += n
-    P, O = np.concatenate(pts), np.concatenate(owner)
+    P, owner = np.concatenate(pts), np.concatenate(owner)
     E = np.asarray(edges, np.int64).reshape(-1, 2)
-    written = {"positions": P, "edges": E, "objects": O,
-               "radius": rng.uniform(0.5, 3, len(P)).astype(np.float32),
-               "swc_type": rng.integers(0, 8, len(P)).astype(np.uint8),
-               "segment_id": np.arange(len(sizes), dtype=np.uint64) * 1000 + 7}
+    written = {
+        "positions": P,
+        "edges": E,
+        "objects": owner,
+        "radius": rng.uniform(0.5, 3, len(P)).astype(np.float32),
+        "swc_type": rng.integers(0, 8, len(P)).astype(np.uint8),
+        "segment_id": np.arange(len(sizes), dtype=np.uint64) * 1000 + 7,
+    }
     ds = zv.create(str(path), schema=small_schema("skeleton", "micrometer"))
-    ds.add_graph(P, E, object_ids=O, tree=True,
-                 attributes={"radius": written["radius"], "swc_type": written["swc_type"]},
-                 object_attributes={"segment_id": written["segment_id"],
-                                    "name": np.array([f"neuron {k}" for k in range(len(sizes))]),
-                                    "volume": rng.random(len(sizes)).astype(np.float32)})
+    ds.add_graph(
+        P,
+        E,
+        object_ids=owner,
+        tree=True,
+        attributes={"radius": written["radius"], "swc_type": written["swc_type"]},
+        object_attributes={
+            "segment_id": written["segment_id"],
+            "name": np.array([f"neuron {k}" for k in range(len(sizes))]),
+            "volume": rng.random(len(sizes)).astype(np.float32),
+        },
+    )
     return path, written
 
 
 def fetch(url: str) -> bytes:
     """The bytes at a file:// or http:// URL (through whichever front end serves it)."""
     if url.startswith("file://"):
-        return Path(url[len("file://"):]).read_bytes()
+        return Path(url[len("file://") :]).read_bytes()
     import requests
 
     resp = requests.get(url, timeout=TIMEOUT)
@@ -362,16 +407,26 @@ def uv_sphere(center, radius: float, n: int = 12) -> tuple[np.ndarray, np.ndarra
 def build_meshes(path: Path, unit: str = "nanometer") -> tuple[Path, list[tuple[np.ndarray, np.ndarray]]]:
     """Two spheres crossing chunk seams and a single triangle, one object each, with per-vertex and
     per-object attributes; returns the store and each object's (vertices, faces) as written."""
-    meshes = [uv_sphere((50, 50, 50), 30, 16), uv_sphere((20, 70, 40), 12, 8),
-              (np.asarray([[80, 10, 10], [90, 10, 12], [85, 20, 11]], np.float32), np.asarray([[0, 1, 2]]))]
+    meshes = [
+        uv_sphere((50, 50, 50), 30, 16),
+        uv_sphere((20, 70, 40), 12, 8),
+        (np.asarray([[80, 10, 10], [90, 10, 12], [85, 20, 11]], np.float32), np.asarray([[0, 1, 2]])),
+    ]
     V = np.concatenate([v for v, _ in meshes])
     starts = np.cumsum([0] + [len(v) for v, _ in meshes])
-    F = np.concatenate([f + s for (_, f), s in zip(meshes, starts)])
-    O = np.concatenate([np.full(len(v), k) for k, (v, _) in enumerate(meshes)])
+    F = np.concatenate([f + s for (_, f), s in zip(meshes, starts[:-1], strict=True)])
+    owner = np.concatenate([np.full(len(v), k) for k, (v, _) in enumerate(meshes)])
     ds = zv.create(str(path), schema=small_schema("mesh", unit))
-    ds.add_mesh(V, F, object_ids=O, attributes={"curvature": V[:, 2].copy()},
-                object_attributes={"label": np.array(["big sphere", "small sphere", "triangle"]),
-                                   "area": np.asarray([1.5, 2.5, 3.5], np.float32)})
+    ds.add_mesh(
+        V,
+        F,
+        object_ids=owner,
+        attributes={"curvature": V[:, 2].copy()},
+        object_attributes={
+            "label": np.array(["big sphere", "small sphere", "triangle"]),
+            "area": np.asarray([1.5, 2.5, 3.5], np.float32),
+        },
+    )
     return path, meshes
 
 
@@ -394,9 +449,9 @@ def put_level_meshes(path: Path, level: int, meshes: list[tuple[np.ndarray, np.n
     scratch = path.with_name(f"{path.name}.level{level}")
     V = np.concatenate([v for v, _ in meshes])
     starts = np.cumsum([0] + [len(v) for v, _ in meshes])
-    F = np.concatenate([f + s for (_, f), s in zip(meshes, starts)])
-    O = np.concatenate([np.full(len(v), k) for k, (v, _) in enumerate(meshes)])
-    zv.create(str(scratch), schema=small_schema("mesh")).add_mesh(V, F, object_ids=O)
+    F = np.concatenate([f + s for (_, f), s in zip(meshes, starts[:-1], strict=True)])
+    owner = np.concatenate([np.full(len(v), k) for k, (v, _) in enumerate(meshes)])
+    zv.create(str(scratch), schema=small_schema("mesh")).add_mesh(V, F, object_ids=owner)
     for name in ("vertices", "vertex_fragments", "object_index", "links", "link_fragments"):
         shutil.rmtree(path / str(level) / name, ignore_errors=True)
         shutil.copytree(scratch / "0" / name, path / str(level) / name)
@@ -412,11 +467,13 @@ def put_level_meshes(path: Path, level: int, meshes: list[tuple[np.ndarray, np.n
 
 # -- zvfs view -----------------------------------------------------------------------------------
 
+
 @contextmanager
 def viewed(sources: list[Path], log: Path, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
     """``zvfs view SOURCES --port 0 --no-browser`` as a subprocess; yields it and the viewer URL."""
-    with cli_server(["view", *map(str, sources), "--port", "0", "--no-browser", *args], log,
-                    "neuroglancer: http://") as running:
+    with cli_server(
+        ["view", *map(str, sources), "--port", "0", "--no-browser", *args], log, "neuroglancer: http://"
+    ) as running:
         yield running
 
 
@@ -426,10 +483,14 @@ GEOMETRY_TYPES = ("point_cloud", "line", "streamline", "graph", "skeleton", "mes
 def build_every_type(root: Path, points: int = 500) -> dict[str, Path]:
     """geometry type -> a small store of it under ``root`` (all in a 0..100 box; skeletons in
     micrometres)."""
-    builders = {"point_cloud": lambda p: build_points(p, PointSpec(n=points, objects=max(1, points // 100), typed=True)),
-                "line": build_lines, "streamline": build_polylines, "graph": build_graph,
-                "skeleton": build_skeletons, "mesh": build_meshes}
+    builders = {
+        "point_cloud": lambda p: build_points(p, PointSpec(n=points, objects=max(1, points // 100), typed=True)),
+        "line": build_lines,
+        "streamline": build_polylines,
+        "graph": build_graph,
+        "skeleton": build_skeletons,
+        "mesh": build_meshes,
+    }
     for kind, build in builders.items():
         build(root / f"{kind}.zarrvectors")
     return {kind: root / f"{kind}.zarrvectors" for kind in GEOMETRY_TYPES}
-

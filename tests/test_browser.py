@@ -14,28 +14,38 @@ Each layer is checked alone (the others hidden), in a 3-D-only layout with axis 
 default annotations hidden. Screenshots of each layer land in the pytest tmp dir; with
 ``ZVFS_DOCS_IMAGES=DIR`` the default view of each geometry type is also copied to ``DIR/<type>.png``.
 """
+
 from __future__ import annotations
 
 import base64
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
-
-from support import (build_every_type, viewed, zvfs)
+from support import build_every_type, viewed, zvfs
 
 CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason=f"{CHROMIUM} is missing (bin/setup --test installs it)")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (bin/setup --test installs it)"
+)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is missing (pip install -e '.[test]')")
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu-sandbox", "--use-angle=swiftshader",
-         "--enable-unsafe-swiftshader", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu-sandbox",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 VIEWPORT = {"width": 800, "height": 600}
 SETTLE_MS = 30_000
 MIN_PIXELS = 50
@@ -127,8 +137,12 @@ class Verdict:
 
     def failures(self) -> set[str]:
         """The checks that did not hold."""
-        failed = {"fetch": not (self.info and self.data), "source": bool(self.errors),
-                  "chunks": not self.ready or self.failed > 0, "pixels": self.pixels < MIN_PIXELS}
+        failed = {
+            "fetch": not (self.info and self.data),
+            "source": bool(self.errors),
+            "chunks": not self.ready or self.failed > 0,
+            "pixels": self.pixels < MIN_PIXELS,
+        }
         return {check for check, bad in failed.items() if bad}
 
 
@@ -157,14 +171,22 @@ def check(browser, url: str, layer: str | None = None) -> dict[str, Verdict]:
             page.evaluate(ISOLATE_JS, name)
             p = page.evaluate(SETTLE_JS, {"name": name, "timeout": SETTLE_MS})
             pixels, png = page.evaluate(PIXELS_JS)
-            verdicts[name] = Verdict(*fetched(responses, source), p["errors"], p["ready"], p["failed"], pixels,
-                                     base64.b64decode(png.split(",", 1)[1]), visible)
+            verdicts[name] = Verdict(
+                *fetched(responses, source),
+                p["errors"],
+                p["ready"],
+                p["failed"],
+                pixels,
+                base64.b64decode(png.split(",", 1)[1]),
+                visible,
+            )
         return verdicts
     finally:
         context.close()
 
 
 # -- fixtures --------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
@@ -202,9 +224,14 @@ def save_shots(kind: str, verdicts: dict[str, Verdict], shots: Path) -> None:
 
 # -- every geometry type renders -----------------------------------------------------------------
 
-EXPECTED_LAYERS = {"point_cloud": ["annotations"], "line": ["annotations"],
-                   "streamline": ["annotations", "skeletons"], "graph": ["annotations", "skeletons"],
-                   "skeleton": ["skeletons"], "mesh": ["meshes"]}
+EXPECTED_LAYERS = {
+    "point_cloud": ["annotations"],
+    "line": ["annotations"],
+    "streamline": ["annotations", "skeletons"],
+    "graph": ["annotations", "skeletons"],
+    "skeleton": ["skeletons"],
+    "mesh": ["meshes"],
+}
 
 
 @pytest.mark.parametrize("kind", TYPES)
@@ -237,6 +264,7 @@ def test_several_stores_one_view(browser, stores, tmp_path):
 
 
 # -- the checks can fail ---------------------------------------------------------------------------
+
 
 def test_broken_info_fails(browser, stores, tmp_path):
     copy = exported(stores["point_cloud"], tmp_path / "copy")

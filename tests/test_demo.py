@@ -1,5 +1,6 @@
 """The README's first command, ``bin/demo``: builds the sample, mounts it, serves the mount and
 prints a layer source that really serves a point annotation layer; stopping it unmounts."""
+
 from __future__ import annotations
 
 import os
@@ -9,18 +10,20 @@ import time
 from pathlib import Path
 
 import requests
-
 from support import TIMEOUT, free_port, is_mounted
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-
-
 def test_demo_serves_the_sample_and_unmounts_on_stop(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([str(ROOT / "bin" / "demo"), "--port", str(port), "--dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(ROOT / "bin" / "demo"), "--port", str(port), "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         source = None
         deadline = time.monotonic() + 5 * TIMEOUT

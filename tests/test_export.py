@@ -1,14 +1,12 @@
 """Export at scale: resumable exports, and exports run as tasks on a Dask cluster (a LocalCluster of
 2 worker processes), byte-identical to the single-process export."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from support import PointSpec, add_pyramid, build_points, build_skeletons, same_tree, zvfs
-
-
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +41,19 @@ def test_resume_completes_an_interrupted_export(stores, reference, tmp_path: Pat
 
 def test_dask_export_is_byte_identical(stores, reference, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         for name, store in stores.items():
-            res = zvfs("export", "--no-progress", "--dask", cluster.scheduler_address, str(store),
-                       str(tmp_path / name))
+            res = zvfs("export", "--no-progress", "--dask", cluster.scheduler_address, str(store), str(tmp_path / name))
             assert "with 2 Dask workers" in res.stdout
             assert same_tree(tmp_path / name, reference[name])
         (tmp_path / "points" / "annotations" / "info").unlink()
-        res = zvfs("export", "--no-progress", "--resume", "--dask", cluster.scheduler_address,
-                   str(stores["points"]), str(tmp_path / "points"))
+        res = zvfs(
+            "export",
+            "--no-progress",
+            "--resume",
+            "--dask",
+            cluster.scheduler_address,
+            str(stores["points"]),
+            str(tmp_path / "points"),
+        )
         assert "(1 written)" in res.stdout and same_tree(tmp_path / "points", reference["points"])

@@ -2,6 +2,7 @@
 damaged part fails only the files that need it (HTTP 500 with a JSON error naming the store, EIO
 through FUSE), everything else keeps working, the server or daemon survives, and the store is
 never written."""
+
 from __future__ import annotations
 
 import errno
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from support import PointSpec, build_points, mounted, served, tree_digest, zvfs
 
 READERS = 64
@@ -54,8 +54,11 @@ def truncate_manifests(store: Path) -> None:
     chunk.write_bytes(chunk.read_bytes()[:7])
 
 
-DAMAGE = {"corrupt vertex chunk": damage_vertex_chunk, "missing manifest array": remove_manifest_array,
-          "truncated manifest": truncate_manifests}
+DAMAGE = {
+    "corrupt vertex chunk": damage_vertex_chunk,
+    "missing manifest array": remove_manifest_array,
+    "truncated manifest": truncate_manifests,
+}
 
 
 def every_url(base: str, pristine_tree: Path) -> list[str]:
@@ -88,7 +91,7 @@ def test_damage_fails_only_affected_files(damage: str, store: Path, pristine_exp
                 error = resp.json()["error"]
                 assert str(store) in error, error
             elif resp.status_code == 200:
-                rel = url[len(base):]
+                rel = url[len(base) :]
                 assert resp.content == (pristine_export / rel).read_bytes(), f"{rel} served with damaged content"
         failed = [u for u, s in status.items() if s == 500]
         assert failed, "the damage must show"
@@ -139,12 +142,14 @@ def test_many_concurrent_readers(pristine: Path, pristine_export: Path, tmp_path
     rels = [str(p.relative_to(pristine_export)) for p in sorted(pristine_export.rglob("*")) if p.is_file()]
     expected = {rel: (pristine_export / rel).read_bytes() for rel in rels}
     with mounted(pristine, tmp_path / "mnt") as mp, ThreadPoolExecutor(READERS) as pool:
-        got = dict(zip(rels, pool.map(lambda rel: (mp / rel).read_bytes(), rels)))
+        got = dict(zip(rels, pool.map(lambda rel: (mp / rel).read_bytes(), rels), strict=True))
     assert got == expected
     with served(pristine, tmp_path / "log") as (_, base), ThreadPoolExecutor(READERS) as pool:
+
         def fetch(rel: str) -> bytes:
             resp = requests.get(base + rel, timeout=60)
             assert resp.status_code == 200, (rel, resp.status_code)
             return resp.content
-        got = dict(zip(rels, pool.map(fetch, rels)))
+
+        got = dict(zip(rels, pool.map(fetch, rels), strict=True))
     assert got == expected

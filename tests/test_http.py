@@ -1,4 +1,5 @@
 """The Tornado front end, tested against a real server with ``requests`` (and raw http.client)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,18 +10,18 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from email.utils import formatdate
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
+from support import cli_server
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from support import cli_server
 from zvfs.errors import UsageError
 from zvfs.frontends.http import make_app, parse_range, serve, tree_path
 from zvfs.tree import Dir, DirectoryTree, File, Tree, VirtualTree
@@ -109,15 +110,17 @@ def tree(release: threading.Event) -> Recording:
         release.wait(TIMEOUT)
         return b"slow"
 
-    root = Dir({
-        "info": known(INFO),
-        "data": known(DATA),
-        "empty": known(b""),
-        "nested": Dir({"deep": Dir({"x.json": known(b"{}"), "chunk_0": known(NESTED)})}),
-        "broken": File(boom, lambda: 10),
-        "broken_size": File(boom, boom),
-        "slow": File(slow, lambda: 4),
-    })
+    root = Dir(
+        {
+            "info": known(INFO),
+            "data": known(DATA),
+            "empty": known(b""),
+            "nested": Dir({"deep": Dir({"x.json": known(b"{}"), "chunk_0": known(NESTED)})}),
+            "broken": File(boom, lambda: 10),
+            "broken_size": File(boom, boom),
+            "slow": File(slow, lambda: 4),
+        }
+    )
     return Recording(VirtualTree(root, label="test-store", mtime=MTIME))
 
 
@@ -168,11 +171,23 @@ def assert_cors(resp: requests.Response) -> None:
 # -- pure helpers
 
 
-@pytest.mark.parametrize("header, total, span", [
-    ("bytes=1-2", 5, (1, 3)), ("bytes=1-", 5, (1, 5)), ("bytes=-2", 5, (3, 5)), ("bytes=-9", 5, (0, 5)),
-    ("bytes=0-99", 5, (0, 5)), ("bytes=3-1", 5, None), ("bytes=0-1,3-4", 5, None), ("items=0-1", 5, None),
-    ("bytes=-", 5, None), ("bytes=x-1", 5, None), ("bytes=" + "9" * 30 + "-", 5, None), (None, 5, None),
-])
+@pytest.mark.parametrize(
+    "header, total, span",
+    [
+        ("bytes=1-2", 5, (1, 3)),
+        ("bytes=1-", 5, (1, 5)),
+        ("bytes=-2", 5, (3, 5)),
+        ("bytes=-9", 5, (0, 5)),
+        ("bytes=0-99", 5, (0, 5)),
+        ("bytes=3-1", 5, None),
+        ("bytes=0-1,3-4", 5, None),
+        ("items=0-1", 5, None),
+        ("bytes=-", 5, None),
+        ("bytes=x-1", 5, None),
+        ("bytes=" + "9" * 30 + "-", 5, None),
+        (None, 5, None),
+    ],
+)
 def test_parse_range(header: str | None, total: int, span: tuple[int, int] | None) -> None:
     assert parse_range(header, total) == span
 
@@ -186,9 +201,13 @@ def test_tree_path(raw: str, path: str) -> None:
 
 
 def test_get_and_head_files(url: str) -> None:
-    for name, data, ctype in [("info", INFO, "application/json"), ("data", DATA, "application/octet-stream"),
-                              ("nested/deep/x.json", b"{}", "application/json"),
-                              ("nested/deep/chunk_0", NESTED, "application/octet-stream"), ("empty", b"", None)]:
+    for name, data, ctype in [
+        ("info", INFO, "application/json"),
+        ("data", DATA, "application/octet-stream"),
+        ("nested/deep/x.json", b"{}", "application/json"),
+        ("nested/deep/chunk_0", NESTED, "application/octet-stream"),
+        ("empty", b"", None),
+    ]:
         got = requests.get(url + name, timeout=TIMEOUT)
         assert got.status_code == 200 and got.content == data
         assert int(got.headers["Content-Length"]) == len(data)
@@ -210,16 +229,21 @@ def test_etag_revalidation(url: str) -> None:
     assert requests.get(url + "data", headers={"If-None-Match": '"other"'}, timeout=TIMEOUT).status_code == 200
 
 
-@pytest.mark.parametrize("spec, start, end", [
-    ("bytes=100-199", 100, 199), ("bytes=10000-", 10000, len(DATA) - 1),
-    ("bytes=-300", len(DATA) - 300, len(DATA) - 1), ("bytes=10200-99999", 10200, len(DATA) - 1),
-])
+@pytest.mark.parametrize(
+    "spec, start, end",
+    [
+        ("bytes=100-199", 100, 199),
+        ("bytes=10000-", 10000, len(DATA) - 1),
+        ("bytes=-300", len(DATA) - 300, len(DATA) - 1),
+        ("bytes=10200-99999", 10200, len(DATA) - 1),
+    ],
+)
 def test_range(url: str, tree: Recording, spec: str, start: int, end: int) -> None:
     tree.reads.clear()
     resp = requests.get(url + "data", headers={"Range": spec, "Accept-Encoding": "gzip"}, timeout=TIMEOUT)
     assert resp.status_code == 206
     assert resp.headers["Content-Range"] == f"bytes {start}-{end}/{len(DATA)}"
-    assert resp.content == DATA[start:end + 1]
+    assert resp.content == DATA[start : end + 1]
     assert int(resp.headers["Content-Length"]) == end + 1 - start
     assert "Content-Encoding" not in resp.headers
     assert tree.reads == [("data", start, end + 1 - start)]
@@ -237,8 +261,9 @@ def test_bytes_at_hand_are_sent_without_a_read(url: str, tree: Recording) -> Non
     finally:
         tree.at_hand = False
     assert full.status_code == 200 and full.content == DATA
-    assert {k: full.headers[k] for k in ("ETag", "Last-Modified", "Content-Length", "Content-Type")} == \
-        {k: first.headers[k] for k in ("ETag", "Last-Modified", "Content-Length", "Content-Type")}
+    assert {k: full.headers[k] for k in ("ETag", "Last-Modified", "Content-Length", "Content-Type")} == {
+        k: first.headers[k] for k in ("ETag", "Last-Modified", "Content-Length", "Content-Type")
+    }
     assert part.status_code == 206 and part.content == DATA[100:200]
     assert tree.reads == [("data", "at hand")] * 2
     assert_cors(full)
@@ -259,10 +284,15 @@ def test_multi_range_and_stale_if_range_send_everything(url: str) -> None:
         assert resp.status_code == 200 and resp.content == DATA
 
 
-@pytest.mark.parametrize("name, spec, total", [
-    ("data", f"bytes={len(DATA)}-", len(DATA)), ("data", "bytes=20000-20010", len(DATA)),
-    ("data", "bytes=-0", len(DATA)), ("empty", "bytes=0-", 0),
-])
+@pytest.mark.parametrize(
+    "name, spec, total",
+    [
+        ("data", f"bytes={len(DATA)}-", len(DATA)),
+        ("data", "bytes=20000-20010", len(DATA)),
+        ("data", "bytes=-0", len(DATA)),
+        ("empty", "bytes=0-", 0),
+    ],
+)
 def test_unsatisfiable_range(url: str, name: str, spec: str, total: int) -> None:
     resp = requests.get(url + name, headers={"Range": spec}, timeout=TIMEOUT)
     assert resp.status_code == 416
@@ -274,8 +304,15 @@ def test_unsatisfiable_range(url: str, name: str, spec: str, total: int) -> None
 
 
 def test_directories(url: str) -> None:
-    assert requests.get(url, timeout=TIMEOUT).json() == ["info", "data", "empty", "nested", "broken",
-                                                         "broken_size", "slow"]
+    assert requests.get(url, timeout=TIMEOUT).json() == [
+        "info",
+        "data",
+        "empty",
+        "nested",
+        "broken",
+        "broken_size",
+        "slow",
+    ]
     assert requests.get(url + "nested/deep/", timeout=TIMEOUT).json() == ["x.json", "chunk_0"]
     for target in ("nested", "nested/deep", "info/"):  # never a redirect
         resp = requests.get(url + target, allow_redirects=False, timeout=TIMEOUT)
@@ -307,8 +344,9 @@ def test_options_preflight(url: str) -> None:
     allowed = {h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
     assert {"range", "content-type"} <= allowed
     assert_cors(resp)
-    echoed = requests.options(url + "data", headers={"Access-Control-Request-Headers": "range, x-custom"},
-                              timeout=TIMEOUT)
+    echoed = requests.options(
+        url + "data", headers={"Access-Control-Request-Headers": "range, x-custom"}, timeout=TIMEOUT
+    )
     assert echoed.headers["Access-Control-Allow-Headers"] == "range, x-custom"
 
 
@@ -331,12 +369,24 @@ def test_directory_tree(dir_url: str) -> None:
     assert sorted(requests.get(dir_url, timeout=TIMEOUT).json()) == ["link", "public.txt", "sub"]
 
 
-@pytest.mark.parametrize("target, status", [
-    ("/../secret.txt", 404), ("/sub/../../secret.txt", 404), ("/%2e%2e/secret.txt", 404),
-    ("/sub/%2E%2E/%2e%2e/secret.txt", 404), ("/../etc/passwd", 404), ("/..%2fsecret.txt", 400),
-    ("/..%2Fsecret.txt", 400), ("/sub%2F..%2F..%2Fsecret.txt", 400), ("/a%2Fb", 400),
-    ("/public.txt%00", 400), ("/%00/../secret.txt", 400), ("/link", 404), ("//../secret.txt", 404),
-])
+@pytest.mark.parametrize(
+    "target, status",
+    [
+        ("/../secret.txt", 404),
+        ("/sub/../../secret.txt", 404),
+        ("/%2e%2e/secret.txt", 404),
+        ("/sub/%2E%2E/%2e%2e/secret.txt", 404),
+        ("/../etc/passwd", 404),
+        ("/..%2fsecret.txt", 400),
+        ("/..%2Fsecret.txt", 400),
+        ("/sub%2F..%2F..%2Fsecret.txt", 400),
+        ("/a%2Fb", 400),
+        ("/public.txt%00", 400),
+        ("/%00/../secret.txt", 400),
+        ("/link", 404),
+        ("//../secret.txt", 404),
+    ],
+)
 def test_no_path_escape(dir_url: str, target: str, status: int) -> None:
     code, body = raw_get(dir_url, target)
     assert code == status
@@ -399,8 +449,12 @@ def test_serve_zvf_store(tmp_path: Path) -> None:
     zv = pytest.importorskip("zarr_vectors")
     store = tmp_path / "points.zvf"
     axes = tuple(zv.Axis(name, "nanometer") for name in "xyz")
-    schema = zv.Schema(bounds=([0, 0, 0], [100, 100, 100]), kind="point_cloud", axes=axes,
-                       layout=zv.Layout(cell_size=(25, 25, 25), subcells=4))
+    schema = zv.Schema(
+        bounds=([0, 0, 0], [100, 100, 100]),
+        kind="point_cloud",
+        axes=axes,
+        layout=zv.Layout(cell_size=(25, 25, 25), subcells=4),
+    )
     ds = zv.create(str(store), schema=schema)
     ds.add_points(np.random.default_rng(0).uniform(0, 100, (500, 3)).astype(np.float32))
     with zvfs_serve(store, tmp_path) as (proc, base):

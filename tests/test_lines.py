@@ -1,34 +1,36 @@
 """Lines, polylines/streamlines and graph edges end to end: stores built with zarr-vectors, read
 back through a real mount, a real server and an export with Neuroglancer's AnnotationReader, and
 compared with what zarr-vectors reads (or, where its 0.9.2 reader drops data, what was written)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
 import zarr_vectors as zv
 from neuroglancer import read_precomputed_annotations, write_annotations
+from support import FRONT_ENDS, build_graph, build_lines, build_polylines, tree_urls
+from support import point_key as key
 from zarr_vectors import building
-
-from support import FRONT_ENDS, build_graph, build_lines, build_polylines, point_key as key, tree_urls
 
 write_annotations._PROPERTY_DTYPES["uint32"] = (("<u4",), 4)  # 2.41.2 reader bug, fixed upstream (8c06aa58)
 
-OBJECT_PROPERTIES = {"score": np.float32, "weight64": np.float32, "count": np.int32, "tag": np.uint16,
-                     "big": np.int32}
+OBJECT_PROPERTIES = {"score": np.float32, "weight64": np.float32, "count": np.int32, "tag": np.uint16, "big": np.int32}
 
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("connected")
-    sl, sl_lines, sl_vertex = build_polylines(root / "streamline.zarrvectors", "streamline")
+    sl, _, _ = build_polylines(root / "streamline.zarrvectors", "streamline")
     pl, _, _ = build_polylines(root / "polyline.zarrvectors", "polyline", lengths=(2, 4, 9, 40), seed=1)
     gr, P, E, edge_attrs = build_graph(root / "graph.zarrvectors")
-    return {"paths": {"streamline": sl, "polyline": pl, "line": build_lines(root / "line.zarrvectors"), "graph": gr},
-            "graph": (P, E, edge_attrs)}
+    return {
+        "paths": {"streamline": sl, "polyline": pl, "line": build_lines(root / "line.zarrvectors"), "graph": gr},
+        "graph": (P, E, edge_attrs),
+    }
 
 
 @pytest.fixture(scope="module", params=FRONT_ENDS)
@@ -40,7 +42,7 @@ def layer(request: pytest.FixtureRequest, stores: dict, tmp_path_factory: pytest
 
 
 def props_of(r, ann) -> dict:
-    return {spec.id: value for spec, value in zip(r.properties, ann.props)}
+    return {spec.id: value for spec, value in zip(r.properties, ann.props, strict=True)}
 
 
 def all_once(r) -> dict[int, object]:
@@ -56,8 +58,9 @@ def all_once(r) -> dict[int, object]:
 
 def object_truth(path: Path) -> tuple[zv.Level, dict[str, np.ndarray]]:
     level = zv.open(str(path)).level(0)
-    attrs = {name: np.asarray(building.read_object_attributes(level.store, name))
-             for name in level.attribute_names("object")}
+    attrs = {
+        name: np.asarray(building.read_object_attributes(level.store, name)) for name in level.attribute_names("object")
+    }
     return level, attrs
 
 
@@ -66,7 +69,7 @@ def check_object_properties(r, ann, attrs: dict[str, np.ndarray], oid: int) -> N
     for name, dtype in OBJECT_PROPERTIES.items():
         assert props[name] == attrs[name][oid].astype(dtype), name
     spec = {s.id: s for s in r.properties}["tissue"]
-    assert dict(zip(spec.enum_values, spec.enum_labels))[int(props["tissue"])] == attrs["tissue"][oid]
+    assert dict(zip(spec.enum_values, spec.enum_labels, strict=True))[int(props["tissue"])] == attrs["tissue"][oid]
 
 
 @pytest.mark.parametrize("name", ["streamline", "polyline"])
@@ -87,7 +90,7 @@ def test_one_polyline_annotation_per_whole_object(name: str, layer, stores) -> N
     for aid in anns:
         (member,) = r.relationships["object"][aid]
         assert int(member.id) == aid
-    assert [rel for rel in r.relationships] == ["object", "group"]
+    assert list(r.relationships) == ["object", "group"]
     for group in (0, 1):
         members = {int(a.id) for a in r.relationships["group"][group + 1]}
         assert members == {aid for aid in anns if (aid - 1) % 2 == group}

@@ -1,4 +1,5 @@
 """nginx serving a real zvfs mount with the plain static ``root`` configuration we document."""
+
 from __future__ import annotations
 
 import json
@@ -6,16 +7,16 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
-
 from support import TIMEOUT, free_port, listening, mounted, relative_paths
 
-NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)),
-                                      None)
+NGINX = shutil.which("nginx") or next(
+    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+)
 if NGINX is None:
     pytest.skip("nginx is not installed (apt-get install nginx-light or nginx)", allow_module_level=True)
 if not os.path.exists("/dev/fuse"):
@@ -37,7 +38,8 @@ NGINX_LOCATION = """\
         }}"""
 
 # A self-contained nginx around it, for running unprivileged-style under a temporary prefix.
-NGINX_CONF = """\
+NGINX_CONF = (
+    """\
 daemon off;
 master_process on;
 worker_processes 1;
@@ -57,17 +59,18 @@ http {{
     scgi_temp_path {prefix}/scgi;
     server {{
         listen 127.0.0.1:{port};
-""" + NGINX_LOCATION + """
+"""
+    + NGINX_LOCATION
+    + """
     }}
 }}
 """
+)
 
 
 def nginx_config(mountpoint: Path, port: int, prefix: Path) -> str:
     """The full test configuration serving ``mountpoint`` on 127.0.0.1:``port``."""
     return NGINX_CONF.format(mountpoint=mountpoint, port=port, prefix=prefix)
-
-
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +90,12 @@ def nginx(mount: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         port = free_port()
         conf = prefix / "nginx.conf"
         conf.write_text(nginx_config(mount, port, prefix))
-        proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [NGINX, "-p", str(prefix), "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + TIMEOUT
         while proc.poll() is None and not listening(port) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -165,8 +172,17 @@ def test_head(nginx: str, http: requests.Session, mount: Path) -> None:
     assert head.content == b""
 
 
-@pytest.mark.parametrize("rel", ["annotations/spatial0/99_99_99", "annotations/by_id/0", "annotations/by_id/3001",
-                                 "annotations/rel_object/999999", "annotations/nope", "nope/info"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "annotations/spatial0/99_99_99",
+        "annotations/by_id/0",
+        "annotations/by_id/3001",
+        "annotations/rel_object/999999",
+        "annotations/nope",
+        "nope/info",
+    ],
+)
 def test_missing_is_404(nginx: str, http: requests.Session, rel: str) -> None:
     resp = http.get(nginx + rel, timeout=TIMEOUT)
     assert resp.status_code == 404
@@ -175,8 +191,10 @@ def test_missing_is_404(nginx: str, http: requests.Session, rel: str) -> None:
 
 def test_cors_preflight_and_exposed_headers(nginx: str, http: requests.Session) -> None:
     """The documented configuration answers a Range preflight and exposes Content-Range."""
-    pre = http.options(nginx + "annotations/info", headers={"Origin": "http://viewer.example",
-                                                            "Access-Control-Request-Headers": "range"})
+    pre = http.options(
+        nginx + "annotations/info",
+        headers={"Origin": "http://viewer.example", "Access-Control-Request-Headers": "range"},
+    )
     assert pre.status_code == 204
     assert pre.headers["Access-Control-Allow-Origin"] == "*" and "Range" in pre.headers["Access-Control-Allow-Headers"]
     resp = http.get(nginx + "annotations/info", headers={"Range": "bytes=0-9"})

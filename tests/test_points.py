@@ -1,17 +1,19 @@
 """Point clouds end to end: every store is mounted for real (FUSE) and served for real (Tornado),
 then read back with Neuroglancer's own Python reader (``read_precomputed_annotations`` over
 tensorstore) and compared with what zarr-vectors reads from the store."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pytest
 from neuroglancer import read_precomputed_annotations, write_annotations
+from support import mounted, read_truth, served
+from support import point_key as key
 
-from support import mounted, point_key as key, read_truth, served
 from zvfs.source import open_virtual_tree
 
 # The 2.41.2 reader gives uint32 alignment 3 (fixed upstream in 8c06aa58); our files follow the
@@ -25,19 +27,24 @@ FRONT_ENDS = ("fuse", "http")
 VERTEX_PROPERTIES: dict[str, list[tuple[str, Callable[[np.ndarray], np.ndarray]]]] = {
     "f32": [("f32", lambda v: v)],
     "f64": [("f64", lambda v: v.astype(np.float32))],
-    "i8": [("i8", lambda v: v)], "u8": [("u8", lambda v: v)],
-    "i16": [("i16", lambda v: v)], "u16": [("u16", lambda v: v)],
-    "i32": [("i32", lambda v: v)], "u32": [("u32", lambda v: v)],
+    "i8": [("i8", lambda v: v)],
+    "u8": [("u8", lambda v: v)],
+    "i16": [("i16", lambda v: v)],
+    "u16": [("u16", lambda v: v)],
+    "i32": [("i32", lambda v: v)],
+    "u32": [("u32", lambda v: v)],
     "i64": [("i64", lambda v: v.astype(np.int32))],
-    "rgb": [("rgb", lambda v: v)], "rgba": [("rgba", lambda v: v)],
+    "rgb": [("rgb", lambda v: v)],
+    "rgba": [("rgba", lambda v: v)],
     "vec": [("vec_ch0", lambda v: v[:, 0]), ("vec_ch1", lambda v: v[:, 1])],
 }
 ENUMS = {"cell type": "cell_type", "flag": "flag"}  # stored attribute -> enum property
 
 
 @pytest.fixture(scope="module", params=FRONT_ENDS)
-def layer_url(request: pytest.FixtureRequest, point_stores: dict[str, Path],
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
+def layer_url(
+    request: pytest.FixtureRequest, point_stores: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], str]]:
     """store name -> URL of its annotation layer, through a real mount or a real HTTP server."""
     tmp = tmp_path_factory.mktemp(request.param)
     with ExitStack() as stack:
@@ -61,7 +68,7 @@ def read_all(r: read_precomputed_annotations.AnnotationReader) -> list:
 
 
 def props_of(r: read_precomputed_annotations.AnnotationReader, ann) -> dict:
-    return {spec.id: value for spec, value in zip(r.properties, ann.props)}
+    return {spec.id: value for spec, value in zip(r.properties, ann.props, strict=True)}
 
 
 @pytest.mark.parametrize("name", STORES)
@@ -111,7 +118,7 @@ def test_info_dimensions_bounds_and_honest_limit(name: str, layer_url, point_sto
 def test_by_id_and_object_relationship(name: str, layer_url, point_stores) -> None:
     r = reader(layer_url(name))
     truth = read_truth(point_stores[name])
-    assert [rel for rel in r.relationships] == ["object"]
+    assert list(r.relationships) == ["object"]
     anns = read_all(r)
     rng = np.random.default_rng(0)
     for a in rng.choice(anns, 40, replace=False):
@@ -140,7 +147,7 @@ def test_object_attributes_are_properties(layer_url, point_stores) -> None:
     score = np.asarray(building.read_object_attributes(level.store, "score"))
     tissue = np.asarray(building.read_object_attributes(level.store, "tissue"))
     spec = {s.id: s for s in r.properties}["tissue"]
-    label_of = dict(zip(spec.enum_values, spec.enum_labels))
+    label_of = dict(zip(spec.enum_values, spec.enum_labels, strict=True))
     anns = read_all(r)
     for a in anns:
         oid = truth.object_of[key(a.point)]
@@ -156,9 +163,9 @@ def test_no_relationship_without_objects(layer_url) -> None:
 
 def test_same_store_same_bytes_whatever_the_read_order(point_stores) -> None:
     """Ids (and every byte) come from the store alone: two trees read in opposite orders agree."""
+
     def files(tree, reverse: bool) -> dict[str, bytes]:
-        paths = [f"annotations/{d}/{n}" for d in ("spatial0", "rel_object")
-                 for n in tree.listdir(f"annotations/{d}")]
+        paths = [f"annotations/{d}/{n}" for d in ("spatial0", "rel_object") for n in tree.listdir(f"annotations/{d}")]
         paths += [f"annotations/by_id/{i}" for i in range(1, 3001, 97)]
         return {p: tree.read(p) for p in (reversed(paths) if reverse else paths)}
 

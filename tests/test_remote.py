@@ -1,17 +1,17 @@
 """Stores on object storage: ``zvfs`` takes fsspec URLs wherever it takes a store path; tested
 against a local HTTP server holding a store (zarr's fsspec store, as for s3:// or gs://)."""
+
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
-
 from support import PointSpec, build_points, same_tree, served, zvfs
 
 
@@ -23,8 +23,12 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             try:
@@ -38,8 +42,6 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
         proc.wait()
 
 
-
-
 def test_export_from_url_equals_local_export(remote, tmp_path: Path) -> None:
     store, url = remote
     zvfs("export", "--no-progress", url, str(tmp_path / "from_url"))
@@ -48,7 +50,7 @@ def test_export_from_url_equals_local_export(remote, tmp_path: Path) -> None:
 
 
 def test_serve_from_url(remote, tmp_path: Path) -> None:
-    store, url = remote
+    _, url = remote
     with served(url, tmp_path / "log") as (_, base):
         info = requests.get(base + "annotations/info", timeout=30)
         assert info.status_code == 200 and info.json()["@type"] == "neuroglancer_annotations_v1"

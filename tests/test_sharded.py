@@ -6,6 +6,7 @@ tensorstore reads every key of shards we write (its ``neuroglancer_uint64_sharde
 gives the murmurhash and reads a sharded skeleton and a sharded multi-resolution mesh. The planner
 is checked against the encoded bytes, and a byte-range read against which chunks it encodes.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -47,7 +48,7 @@ def sample_chunks(seed: int = 0) -> dict[int, bytes]:
     sizes = rng.integers(0, 200, len(ids))
     sizes[[0, 13]] = 0
     sizes[5] = 5000
-    return {i: rng.integers(0, 4, n, dtype=np.uint8).tobytes() for i, n in zip(ids, sizes)}
+    return {i: rng.integers(0, 4, n, dtype=np.uint8).tobytes() for i, n in zip(ids, sizes, strict=True)}
 
 
 def key(chunk_id: int) -> bytes:
@@ -56,8 +57,9 @@ def key(chunk_id: int) -> bytes:
 
 
 def kvstore(root: Path, spec: S.ShardingSpec) -> ts.KvStore:
-    return ts.KvStore.open({"driver": "neuroglancer_uint64_sharded", "base": f"file://{root}/",
-                            "metadata": spec.json()}).result()
+    return ts.KvStore.open(
+        {"driver": "neuroglancer_uint64_sharded", "base": f"file://{root}/", "metadata": spec.json()}
+    ).result()
 
 
 def write_files(root: Path, files: Mapping[str, bytes]) -> Path:
@@ -73,17 +75,29 @@ def read_files(root: Path) -> dict[str, bytes]:
 
 # -- spec, hash, names ---------------------------------------------------------------------------
 
+
 def test_spec_json_round_trip() -> None:
     for spec in SPECS.values():
         assert S.ShardingSpec.from_json(json.loads(json.dumps(spec.json()))) == spec
         assert spec.json()["@type"] == "neuroglancer_uint64_sharded_v1"
-    minimal = {"@type": "neuroglancer_uint64_sharded_v1", "preshift_bits": 1, "hash": "identity",
-               "minishard_bits": 2, "shard_bits": 3}
+    minimal = {
+        "@type": "neuroglancer_uint64_sharded_v1",
+        "preshift_bits": 1,
+        "hash": "identity",
+        "minishard_bits": 2,
+        "shard_bits": 3,
+    }
     assert S.ShardingSpec.from_json(minimal) == S.ShardingSpec(1, "identity", 2, 3, "raw", "raw")
-    for bad in ({**minimal, "@type": "x"}, {**minimal, "hash": "md5"}, {**minimal, "minishard_bits": 33},
-                {**minimal, "minishard_bits": 32, "shard_bits": 33}, {**minimal, "preshift_bits": 65},
-                {**minimal, "shard_bits": True}, {**minimal, "data_encoding": "zstd"},
-                {k: v for k, v in minimal.items() if k != "shard_bits"}):
+    for bad in (
+        {**minimal, "@type": "x"},
+        {**minimal, "hash": "md5"},
+        {**minimal, "minishard_bits": 33},
+        {**minimal, "minishard_bits": 32, "shard_bits": 33},
+        {**minimal, "preshift_bits": 65},
+        {**minimal, "shard_bits": True},
+        {**minimal, "data_encoding": "zstd"},
+        {k: v for k, v in minimal.items() if k != "shard_bits"},
+    ):
         with pytest.raises(ValueError):
             S.ShardingSpec.from_json(bad)
 
@@ -91,8 +105,13 @@ def test_spec_json_round_trip() -> None:
 @pytest.mark.parametrize("bits", [(64, 32, 32), (0, 0, 64), (65, 0, 0), (0, 33, 0), (0, 1, 64)], ids=str)
 def test_spec_limits_are_tensorstores(bits: tuple[int, int, int]) -> None:
     """We accept (preshift, minishard, shard) bits exactly where tensorstore does."""
-    metadata = {"@type": "neuroglancer_uint64_sharded_v1", "hash": "identity", "preshift_bits": bits[0],
-                "minishard_bits": bits[1], "shard_bits": bits[2]}
+    metadata = {
+        "@type": "neuroglancer_uint64_sharded_v1",
+        "hash": "identity",
+        "preshift_bits": bits[0],
+        "minishard_bits": bits[1],
+        "shard_bits": bits[2],
+    }
     try:
         ts.KvStore.open({"driver": "neuroglancer_uint64_sharded", "base": "memory://", "metadata": metadata}).result()
         accepted = True
@@ -109,8 +128,12 @@ def test_spec_limits_are_tensorstores(bits: tuple[int, int, int]) -> None:
 def test_murmurhash_matches_cloudvolume() -> None:
     """cloud-volume's pure-Python MurmurHash3_x86_128 of the 8 little-endian bytes, low 64 bits."""
     rng = np.random.default_rng(1)
-    ids = np.concatenate([np.array([0, 1, 2**32 - 1, 2**32, 2**63, 2**64 - 1], np.uint64),
-                          rng.integers(0, 2**64 - 1, 500, dtype=np.uint64, endpoint=True)])
+    ids = np.concatenate(
+        [
+            np.array([0, 1, 2**32 - 1, 2**32, 2**63, 2**64 - 1], np.uint64),
+            rng.integers(0, 2**64 - 1, 500, dtype=np.uint64, endpoint=True),
+        ]
+    )
     want = [mmh3.hash64(int(i).to_bytes(8, "little"), x64arch=False)[0] % 2**64 for i in ids]
     assert S.murmurhash3_x86_128(ids).tolist() == want
     assert int(S.murmurhash3_x86_128(np.uint64(ids[7]))) == want[7]
@@ -139,6 +162,7 @@ def test_shard_names() -> None:
 
 
 # -- compressed Morton code ------------------------------------------------------------------------
+
 
 def morton_by_definition(cell: tuple[int, ...], grid_shape: tuple[int, ...]) -> int:
     """volume.md: for i = 0..n-1, for each dim, if 2**i < grid_shape[dim], output bit j := bit i of g[dim]."""
@@ -172,8 +196,12 @@ def test_compressed_morton_code_64_bits() -> None:
     cells = np.array([[2**32 - 1, 0], [0, 2**32 - 1], [2**32 - 1, 2**32 - 1], [12345, 678]])
     want = [morton_by_definition(tuple(int(x) for x in c), grid) for c in cells]
     assert S.compressed_morton_code(cells, grid).tolist() == want
-    for bad_cells, bad_grid in (([[4, 0, 0]], (4, 4, 2)), ([[-1, 0, 0]], (4, 4, 2)), ([[0, 0]], (4, 4, 2)),
-                                ([[0, 0, 0]], (2**32, 2**32, 2))):
+    for bad_cells, bad_grid in (
+        ([[4, 0, 0]], (4, 4, 2)),
+        ([[-1, 0, 0]], (4, 4, 2)),
+        ([[0, 0]], (4, 4, 2)),
+        ([[0, 0, 0]], (2**32, 2**32, 2)),
+    ):
         with pytest.raises(ValueError):
             S.compressed_morton_code(bad_cells, bad_grid)
 
@@ -182,14 +210,23 @@ def test_compressed_morton_code_64_bits() -> None:
 def test_compressed_morton_code_is_tensorstores_chunk_key(tmp_path: Path, grid: tuple[int, ...]) -> None:
     """tensorstore's sharded precomputed volume stores the 1-voxel chunk of cell c under our code of c."""
     sharding = S.ShardingSpec(0, "identity", 0, 0)
-    store = ts.open({
-        "driver": "neuroglancer_precomputed", "kvstore": f"file://{tmp_path}/",
-        "multiscale_metadata": {"type": "image", "data_type": "uint8", "num_channels": 1},
-        "scale_metadata": {"resolution": [1, 1, 1], "encoding": "raw", "chunk_size": [1, 1, 1],
-                           "size": list(grid), "sharding": sharding.json()},
-        "create": True}).result()
+    store = ts.open(
+        {
+            "driver": "neuroglancer_precomputed",
+            "kvstore": f"file://{tmp_path}/",
+            "multiscale_metadata": {"type": "image", "data_type": "uint8", "num_channels": 1},
+            "scale_metadata": {
+                "resolution": [1, 1, 1],
+                "encoding": "raw",
+                "chunk_size": [1, 1, 1],
+                "size": list(grid),
+                "sharding": sharding.json(),
+            },
+            "create": True,
+        }
+    ).result()
     cells = np.array(list(itertools.product(*(range(n) for n in grid))))
-    values = np.zeros(grid + (1,), np.uint8)
+    values = np.zeros((*grid, 1), np.uint8)
     values[tuple(cells.T)] = np.arange(1, len(cells) + 1)[:, None]  # non-zero: chunks equal to the fill are not stored
     store[...] = values
     scale_key = store.spec().to_json()["scale_metadata"]["key"]
@@ -201,13 +238,14 @@ def test_compressed_morton_code_is_tensorstores_chunk_key(tmp_path: Path, grid: 
 
 # -- tensorstore reads what we write, and writes what we write ----------------------------------------
 
+
 def test_samples_collide_and_leave_gaps() -> None:
     """sample_chunks under SPECS: every spec puts several ids in a minishard; some leave minishards
     of a written shard empty, some leave whole shards unwritten."""
     gaps = set()
     for spec in SPECS.values():
         shard, minishard = S.locate(spec, list(sample_chunks()))
-        occupied = set(zip(shard.tolist(), minishard.tolist()))
+        occupied = set(zip(shard.tolist(), minishard.tolist(), strict=True))
         assert len(occupied) < len(shard)
         if len(occupied) < len(set(shard.tolist())) << spec.minishard_bits:
             gaps.add("minishard")
@@ -269,10 +307,11 @@ def test_gzip_is_gzip() -> None:
     ids, offsets, sizes = np.frombuffer(gzip.decompress(shard[start:end]), "<u8").reshape(3, -1)
     assert ids.tolist() == [chunk_id]
     begin = spec.index_bytes + int(offsets[0])
-    assert gzip.decompress(shard[begin:begin + int(sizes[0])]) == data
+    assert gzip.decompress(shard[begin : begin + int(sizes[0])]) == data
 
 
 # -- planner ----------------------------------------------------------------------------------------
+
 
 class Counting:
     """A chunk_bytes/prefix_bytes callable that records the ids asked for."""
@@ -290,7 +329,7 @@ def one_shard(spec: S.ShardingSpec) -> tuple[dict[int, bytes], dict[int, bytes]]
     """The ids of sample_chunks in shard 0, and prefixes for about half of them."""
     chunks = sample_chunks(seed=3)
     shard, _ = S.locate(spec, list(chunks))
-    mine = {i: d for (i, d), s in zip(chunks.items(), shard) if s == 0}
+    mine = {i: d for (i, d), s in zip(chunks.items(), shard, strict=True) if s == 0}
     prefixes = {i: bytes([i % 251]) * (i % 9) for i in list(mine)[::2]}
     return mine, prefixes
 
@@ -301,8 +340,7 @@ def test_plan_matches_encoded_bytes(name: str) -> None:
     chunks, prefixes = one_shard(spec)
     stored = {i: gzip.compress(d, mtime=0) if spec.data_encoding == "gzip" else d for i, d in chunks.items()}
     ids = list(stored)
-    layout = S.ShardLayout.plan(spec, ids, [len(stored[i]) for i in ids],
-                                [len(prefixes.get(i, b"")) for i in ids])
+    layout = S.ShardLayout.plan(spec, ids, [len(stored[i]) for i in ids], [len(prefixes.get(i, b"")) for i in ids])
     blob = layout.encode(stored.__getitem__, lambda i: prefixes.get(i, b""))
     assert len(blob) == layout.size
     (expected,) = S.encode_shards(spec, chunks, prefixes).values()
@@ -310,7 +348,7 @@ def test_plan_matches_encoded_bytes(name: str) -> None:
         assert blob == expected
     for i in ids:
         offset, size = layout.chunk(i)
-        assert size == len(stored[i]) and blob[offset:offset + size] == stored[i]
+        assert size == len(stored[i]) and blob[offset : offset + size] == stored[i]
         start, psize = layout.prefix(i)
         assert start + psize == offset and blob[start:offset] == prefixes.get(i, b"")
         assert S.read_chunk(spec, blob, i) == chunks[i]
@@ -325,26 +363,30 @@ def test_plan_needs_sizes_only() -> None:
     counts = {7: (3, 2), 99: (10, 9), 2**40: (1, 0)}
     sizes = [SK.size(nv, ne, ()) for nv, ne in counts.values()]
     layout = S.ShardLayout.plan(spec, list(counts), sizes)
-    files = {i: SK.encode(np.zeros((nv, 3)), np.stack([np.arange(ne), np.arange(1, ne + 1)], 1), {}, ())
-             for i, (nv, ne) in counts.items()}
+    files = {
+        i: SK.encode(np.zeros((nv, 3)), np.stack([np.arange(ne), np.arange(1, ne + 1)], 1), {}, ())
+        for i, (nv, ne) in counts.items()
+    }
     (shard,) = S.encode_shards(spec, files).values()
     assert layout.size == len(shard)
     for i in counts:
         offset, size = layout.chunk(i)
-        assert shard[offset:offset + size] == files[i]
+        assert shard[offset : offset + size] == files[i]
 
 
 def test_range_read_encodes_only_touched_chunks() -> None:
     spec = SPECS["murmur"]
     chunks, prefixes = one_shard(spec)
-    layout = S.ShardLayout.plan(spec, list(chunks), [len(d) for d in chunks.values()],
-                                [len(prefixes.get(i, b"")) for i in chunks])
+    layout = S.ShardLayout.plan(
+        spec, list(chunks), [len(d) for d in chunks.values()], [len(prefixes.get(i, b"")) for i in chunks]
+    )
     blob = layout.encode(chunks.__getitem__, lambda i: prefixes.get(i, b""))
     spans = {i: (layout.chunk(i), layout.prefix(i)) for i in chunks}
     edges = sorted({0, layout.size} | {x for (o, n), (p, q) in spans.values() for x in (o, o + n, p)})
     rng = np.random.default_rng(4)
-    ranges = [(a, b) for a in edges for b in edges if a < b][::7] + [tuple(sorted(r)) for r in
-                                                                    rng.integers(0, layout.size + 5, (200, 2))]
+    ranges = [(a, b) for a in edges for b in edges if a < b][::7] + [
+        tuple(sorted(r)) for r in rng.integers(0, layout.size + 5, (200, 2))
+    ]
     ranges += [(e - 1, e + 1) for e in edges if e > 0]
     for a, b in ranges:
         data, pre = Counting(chunks), Counting(prefixes)
@@ -358,7 +400,7 @@ def test_range_read_encodes_only_touched_chunks() -> None:
     data = Counting(chunks)
     assert layout.read(offset + 1, offset + size - 1, data) == chunks[big][1:-1] and data.calls == [big]
     data = Counting(chunks)
-    assert layout.read(0, spec.index_bytes, data) == blob[:spec.index_bytes] and data.calls == []
+    assert layout.read(0, spec.index_bytes, data) == blob[: spec.index_bytes] and data.calls == []
     assert layout.read(layout.size, layout.size + 10, data) == b"" and data.calls == []
 
 
@@ -371,7 +413,7 @@ def test_plan_checks() -> None:
         layout.encode(lambda i: chunks[i] + b"x")
     other = next(i for i in range(1000) if int(S.locate(spec, [i])[0][0]) != 0)
     with pytest.raises(ValueError, match="shards"):
-        S.ShardLayout.plan(spec, ids + [other], [1] * (len(ids) + 1))
+        S.ShardLayout.plan(spec, [*ids, other], [1] * (len(ids) + 1))
     with pytest.raises(ValueError, match="duplicate"):
         S.ShardLayout.plan(spec, ids + ids[:1], [1] * (len(ids) + 1))
     with pytest.raises(ValueError):
@@ -385,6 +427,7 @@ def test_plan_checks() -> None:
 
 
 # -- choose_spec ------------------------------------------------------------------------------------
+
 
 def test_choose_spec() -> None:
     assert S.choose_spec(0, 0) == S.ShardingSpec(0, MURMUR, 0, 0)
@@ -405,9 +448,20 @@ def test_choose_spec() -> None:
 # -- cloud-volume reads sharded skeletons and meshes ------------------------------------------------
 
 SEGMENTATION_INFO = {
-    "@type": "neuroglancer_multiscale_volume", "type": "segmentation", "data_type": "uint64", "num_channels": 1,
-    "scales": [{"key": "1_1_1", "resolution": [1, 1, 1], "size": [1, 1, 1], "voxel_offset": [0, 0, 0],
-                "chunk_sizes": [[64, 64, 64]], "encoding": "raw"}],
+    "@type": "neuroglancer_multiscale_volume",
+    "type": "segmentation",
+    "data_type": "uint64",
+    "num_channels": 1,
+    "scales": [
+        {
+            "key": "1_1_1",
+            "resolution": [1, 1, 1],
+            "size": [1, 1, 1],
+            "voxel_offset": [0, 0, 0],
+            "chunk_sizes": [[64, 64, 64]],
+            "encoding": "raw",
+        }
+    ],
 }
 
 
@@ -445,8 +499,12 @@ def sphere(n: int, radius: float, center: tuple[float, float, float]) -> tuple[n
     m = 2 * n
     idx = [[1 + i * m + j % m for j in range(m + 1)] for i in range(n - 1)]
     f = [[0, idx[0][j], idx[0][j + 1]] for j in range(m)]
-    f += [q for i in range(n - 2) for j in range(m) for q in ([idx[i][j], idx[i + 1][j], idx[i + 1][j + 1]],
-                                                               [idx[i][j], idx[i + 1][j + 1], idx[i][j + 1]])]
+    f += [
+        q
+        for i in range(n - 2)
+        for j in range(m)
+        for q in ([idx[i][j], idx[i + 1][j], idx[i + 1][j + 1]], [idx[i][j], idx[i + 1][j + 1], idx[i][j + 1]])
+    ]
     f += [[idx[-1][j], len(v) - 1, idx[-1][j + 1]] for j in range(m)]
     return v, np.array(f)
 
@@ -456,13 +514,22 @@ def test_cloudvolume_reads_sharded_multilod_mesh(tmp_path: Path, name: str) -> N
     """Fragments as the manifest's prefix: cloud-volume finds them at manifest offset - sum(sizes),
     and reads the same mesh as from the unsharded ``<id>.index`` + ``<id>`` files."""
     spec = SPECS[name]
-    meshes = {5: M.encode_multilod([sphere(12, 10.0, (0, 0, 0)), sphere(6, 10.0, (0, 0, 0))], chunk_shape=(8, 8, 8)),
-              2**50 + 3: M.encode_multilod([sphere(8, 5.0, (20, 5, 1))], chunk_shape=(4, 4, 4))}
+    meshes = {
+        5: M.encode_multilod([sphere(12, 10.0, (0, 0, 0)), sphere(6, 10.0, (0, 0, 0))], chunk_shape=(8, 8, 8)),
+        2**50 + 3: M.encode_multilod([sphere(8, 5.0, (20, 5, 1))], chunk_shape=(4, 4, 4)),
+    }
     sharded = write_segmentation(
-        tmp_path / "sharded", "mesh", {**M.info(), "sharding": spec.json()},
-        S.encode_shards(spec, {i: m.manifest for i, m in meshes.items()}, {i: m.data for i, m in meshes.items()}))
-    plain = write_segmentation(tmp_path / "plain", "mesh", M.info(), {
-        name: data for i, m in meshes.items() for name, data in ((f"{i}.index", m.manifest), (str(i), m.data))})
+        tmp_path / "sharded",
+        "mesh",
+        {**M.info(), "sharding": spec.json()},
+        S.encode_shards(spec, {i: m.manifest for i, m in meshes.items()}, {i: m.data for i, m in meshes.items()}),
+    )
+    plain = write_segmentation(
+        tmp_path / "plain",
+        "mesh",
+        M.info(),
+        {name: data for i, m in meshes.items() for name, data in ((f"{i}.index", m.manifest), (str(i), m.data))},
+    )
     for segid, enc in meshes.items():
         n_lods = int(np.frombuffer(enc.manifest, "<u4", 1, 24)[0])
         for lod in range(n_lods):

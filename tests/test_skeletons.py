@@ -1,18 +1,19 @@
 """Skeletons end to end: skeleton, graph and streamline stores built with zarr-vectors, their
 ``skeletons/`` trees fetched through a real mount, a real server and an export, decoded with
 cloud-volume (an independent reader) and compared with what was written / what zarr-vectors reads."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import ExitStack
-from typing import Iterator
 
 import numpy as np
 import pytest
 import zarr_vectors as zv
 from cloudvolume import Skeleton
-
-from support import FRONT_ENDS, build_graph, build_polylines, build_skeletons, fetch, point_key as key, tree_urls
+from support import FRONT_ENDS, build_graph, build_polylines, build_skeletons, fetch, tree_urls
+from support import point_key as key
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +22,12 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict:
     sk, written = build_skeletons(root / "skeleton.zarrvectors")
     gr, P, E, _ = build_graph(root / "graph.zarrvectors")
     sl, lines, vertex = build_polylines(root / "streamline.zarrvectors")
-    return {"paths": {"skeleton": sk, "graph": gr, "streamline": sl},
-            "skeleton": written, "graph": (P, E), "streamline": (lines, vertex)}
+    return {
+        "paths": {"skeleton": sk, "graph": gr, "streamline": sl},
+        "skeleton": written,
+        "graph": (P, E),
+        "streamline": (lines, vertex),
+    }
 
 
 @pytest.fixture(scope="module", params=FRONT_ENDS)
@@ -37,8 +42,10 @@ def skeletons(request: pytest.FixtureRequest, stores: dict, tmp_path_factory: py
             props = json.loads(fetch(base + info["segment_properties"] + "/info"))
 
             def get(segment: int) -> Skeleton:
-                return Skeleton.from_precomputed(fetch(f"{base}{segment}"), segid=segment,
-                                                 vertex_attributes=info["vertex_attributes"])
+                return Skeleton.from_precomputed(
+                    fetch(f"{base}{segment}"), segid=segment, vertex_attributes=info["vertex_attributes"]
+                )
+
             return info, props, get
 
         yield open_layer
@@ -74,7 +81,7 @@ def test_skeleton_trees_with_vertex_attributes(skeletons, stores) -> None:
 
 
 def test_graph_skeleton_per_connected_object(skeletons, stores) -> None:
-    info, props, get = skeletons("graph")
+    info, _, get = skeletons("graph")
     P, E = stores["graph"]
     assert [a["id"] for a in info["vertex_attributes"]] == ["degree"]
     for o in range(3):
@@ -89,9 +96,9 @@ def test_graph_skeleton_per_connected_object(skeletons, stores) -> None:
 
 
 def test_streamlines_as_unbranched_skeletons(skeletons, stores) -> None:
-    info, props, get = skeletons("streamline")
+    info, _, get = skeletons("streamline")
     level = zv.open(str(stores["paths"]["streamline"])).level(0)
-    lines, vertex = stores["streamline"]
+    _, vertex = stores["streamline"]
     assert [a["id"] for a in info["vertex_attributes"]] == ["fa", "label"]
     for oid in level.objects.ids():
         whole = level.objects[int(oid)]

@@ -1,6 +1,7 @@
 """Coordinate spaces: store units, ``--units`` and an explicit voxel ``--transform`` give info files
 whose physical coordinates of known vertices are right (to 1e-6 relative), read back through a real
 server with Neuroglancer's reader and cloud-volume."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import pytest
 import zarr_vectors as zv
 from cloudvolume import Skeleton
 from neuroglancer import read_precomputed_annotations
-
 from support import build_skeletons, fetch, served, zvfs
+
 from zvfs.space import parse_affine
 
 VOXEL = [[4, 0, 0, 10], [0, 4, 0, -20], [0, 0, 25, 5], [0, 0, 0, 1]]  # 4 um x 4 um x 25 um, offset
@@ -20,9 +21,15 @@ VOXEL = [[4, 0, 0, 10], [0, 4, 0, -20], [0, 0, 25, 5], [0, 0, 0, 1]]  # 4 um x 4
 
 def voxel_points(path: Path) -> np.ndarray:
     pts = np.asarray([[0, 0, 0], [1, 2, 3], [99.5, 50, 0.5], [10.25, 80, 60]], np.float32)
-    ds = zv.create(str(path), schema=zv.Schema(bounds=([0, 0, 0], [100, 100, 100]), kind="point_cloud",
-                                               axes=tuple(zv.Axis(n, "") for n in "xyz"),
-                                               layout=zv.Layout(cell_size=(25, 25, 25), subcells=4)))
+    ds = zv.create(
+        str(path),
+        schema=zv.Schema(
+            bounds=([0, 0, 0], [100, 100, 100]),
+            kind="point_cloud",
+            axes=tuple(zv.Axis(n, "") for n in "xyz"),
+            layout=zv.Layout(cell_size=(25, 25, 25), subcells=4),
+        ),
+    )
     ds.add_points(pts)
     return pts
 
@@ -33,11 +40,14 @@ def physical(reader, point) -> np.ndarray:
     return np.asarray(point, np.float64) * scales
 
 
-@pytest.mark.parametrize("args,expect", [
-    ((), None),
-    (("--units", "micrometer"), np.hstack([np.eye(3) * 1e-6, np.zeros((3, 1))])),
-    (("--transform", json.dumps(VOXEL), "--units", "micrometer"), np.asarray(VOXEL, float)[:3] * 1e-6),
-])
+@pytest.mark.parametrize(
+    "args,expect",
+    [
+        ((), None),
+        (("--units", "micrometer"), np.hstack([np.eye(3) * 1e-6, np.zeros((3, 1))])),
+        (("--transform", json.dumps(VOXEL), "--units", "micrometer"), np.asarray(VOXEL, float)[:3] * 1e-6),
+    ],
+)
 def test_points_in_physical_units(args: tuple, expect, tmp_path: Path) -> None:
     pts = voxel_points(tmp_path / "v.zarrvectors")
     with served(tmp_path / "v.zarrvectors", tmp_path / "log", *args) as (_, base):
@@ -59,8 +69,10 @@ def test_skeleton_transform_in_nanometres(tmp_path: Path) -> None:
     store, written = build_skeletons(tmp_path / "k.zarrvectors")
     seg = int(written["segment_id"][2])
     P = written["positions"][written["objects"] == 2].astype(np.float64)
-    for args, affine in (((), np.hstack([np.eye(3), np.zeros((3, 1))])), (("--transform", json.dumps(VOXEL)),
-                                                                           np.asarray(VOXEL, float)[:3])):
+    for args, affine in (
+        ((), np.hstack([np.eye(3), np.zeros((3, 1))])),
+        (("--transform", json.dumps(VOXEL)), np.asarray(VOXEL, float)[:3]),
+    ):
         with served(store, tmp_path / "log", *args) as (_, base):
             info = json.loads(fetch(base + "skeletons/info"))
             raw = fetch(f"{base}skeletons/{seg}")
@@ -73,10 +85,12 @@ def test_skeleton_transform_in_nanometres(tmp_path: Path) -> None:
 
 def test_bad_transform_and_units_are_one_line_errors(tmp_path: Path) -> None:
     voxel_points(tmp_path / "v.zarrvectors")
-    for args, text in ((("--transform", "[1, 2, 3]"), "expected 4x4 or 3x4"),
-                       (("--transform", "not json"), "neither a file nor a JSON matrix"),
-                       (("--units", "furlong"), "cannot express"),
-                       (("--transform", json.dumps([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]])), "axis-aligned")):
+    for args, text in (
+        (("--transform", "[1, 2, 3]"), "expected 4x4 or 3x4"),
+        (("--transform", "not json"), "neither a file nor a JSON matrix"),
+        (("--units", "furlong"), "cannot express"),
+        (("--transform", json.dumps([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]])), "axis-aligned"),
+    ):
         res = zvfs("export", str(tmp_path / "v.zarrvectors"), str(tmp_path / "out"), *args, check=False)
         assert res.returncode == 2 and res.stderr.startswith("zvfs: error:") and text in res.stderr, res.stderr
 

@@ -1,6 +1,7 @@
 """Edge cases of stores: empty stores of every type, unknown geometry types, and canaries for the
 zarr-vectors 0.9.2 behaviour zvfs works around (each fails once upstream changes, so the
 workaround in ``zvfs/store.py`` / ``zvfs/objects.py`` can be revisited)."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr_vectors as zv
+from support import build_meshes, build_polylines, small_schema, tree_digest, zvfs
 from zarr_vectors.exceptions import ZVError
 
-from support import build_meshes, build_polylines, small_schema, tree_digest, zvfs
 from zvfs.errors import StoreError
 from zvfs.frontends.export import walk
 from zvfs.source import open_virtual_tree
@@ -93,13 +94,15 @@ def every_kind(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from support import PointSpec, build_graph, build_lines, build_points, build_skeletons
 
     root = tmp_path_factory.mktemp("every_kind")
-    return {"point_cloud": build_points(root / "p.zarrvectors", PointSpec(n=500, objects=5, typed=True)),
-            "line": build_lines(root / "l.zarrvectors", n=50),
-            "polyline": build_polylines(root / "pl.zarrvectors", "polyline")[0],
-            "streamline": build_polylines(root / "s.zarrvectors")[0],
-            "graph": build_graph(root / "g.zarrvectors")[0],
-            "skeleton": build_skeletons(root / "k.zarrvectors")[0],
-            "mesh": build_meshes(root / "m.zarrvectors")[0]}
+    return {
+        "point_cloud": build_points(root / "p.zarrvectors", PointSpec(n=500, objects=5, typed=True)),
+        "line": build_lines(root / "l.zarrvectors", n=50),
+        "polyline": build_polylines(root / "pl.zarrvectors", "polyline")[0],
+        "streamline": build_polylines(root / "s.zarrvectors")[0],
+        "graph": build_graph(root / "g.zarrvectors")[0],
+        "skeleton": build_skeletons(root / "k.zarrvectors")[0],
+        "mesh": build_meshes(root / "m.zarrvectors")[0],
+    }
 
 
 @pytest.mark.parametrize("kind", KINDS)

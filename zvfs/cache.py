@@ -1,8 +1,11 @@
 """Bounded, thread-safe memoisation with one computation per key at a time."""
+
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Callable, Generic, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 import cachetools
 
@@ -36,10 +39,8 @@ class Memo(Generic[V]):
                 value = compute()
                 with self._lock:
                     self.misses += 1
-                    try:
+                    with contextlib.suppress(ValueError):  # larger than the whole cache: not kept
                         self._cache[key] = value
-                    except ValueError:  # larger than the whole cache
-                        pass
                 return value
             finally:
                 with self._lock:

@@ -1,4 +1,5 @@
 """zvfs: Zarr Vector Format stores as read-only Neuroglancer precomputed trees (mount, serve, export)."""
+
 from __future__ import annotations
 
 import argparse
@@ -31,16 +32,29 @@ def parse_fuse_options(text: str) -> dict[str, str | bool]:
 
 
 def _cache_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache-size", type=parse_size, default=DEFAULT_CACHE_BYTES, metavar="SIZE",
-                   help="bound on cached encoded files and decoded chunks (default 512M)")
+    p.add_argument(
+        "--cache-size",
+        type=parse_size,
+        default=DEFAULT_CACHE_BYTES,
+        metavar="SIZE",
+        help="bound on cached encoded files and decoded chunks (default 512M)",
+    )
 
 
 def _space_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--transform", metavar="AFFINE", default=None,
-                   help="affine from store coordinates to physical ones: 4x4 or 3x4 as JSON, or a "
-                        ".json/.npy/text file (e.g. voxel sizes '[[4,0,0,0],[0,4,0,0],[0,0,25,0]]')")
-    p.add_argument("--units", default=None, metavar="UNITS",
-                   help="unit of the transformed axes, one for all or one per axis (e.g. micrometer or um,um,nm)")
+    p.add_argument(
+        "--transform",
+        metavar="AFFINE",
+        default=None,
+        help="affine from store coordinates to physical ones: 4x4 or 3x4 as JSON, or a "
+        ".json/.npy/text file (e.g. voxel sizes '[[4,0,0,0],[0,4,0,0],[0,0,25,0]]')",
+    )
+    p.add_argument(
+        "--units",
+        default=None,
+        metavar="UNITS",
+        help="unit of the transformed axes, one for all or one per axis (e.g. micrometer or um,um,nm)",
+    )
 
 
 def _space(args: argparse.Namespace) -> dict[str, str | None]:
@@ -56,9 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", help="ZVF store (directory, usually *.zarrvectors)")
     p.add_argument("mountpoint", help="empty directory")
     p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
-    p.add_argument("-o", dest="options", default="", metavar="OPTS",
-                   help="FUSE options, comma separated (e.g. allow_other)")
-    p.add_argument("--log-file", default=None, help="daemon log in background mode (default /tmp/zvfs-<mountpoint>.log)")
+    p.add_argument(
+        "-o", dest="options", default="", metavar="OPTS", help="FUSE options, comma separated (e.g. allow_other)"
+    )
+    p.add_argument(
+        "--log-file", default=None, help="daemon log in background mode (default /tmp/zvfs-<mountpoint>.log)"
+    )
     _cache_arg(p)
     _space_args(p)
 
@@ -77,8 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outdir", help="new or empty directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true", help="complete an earlier, interrupted export")
-    p.add_argument("--dask", metavar="SCHEDULER", default=None,
-                   help="write the files as tasks on this Dask scheduler (e.g. tcp://10.0.0.5:8786)")
+    p.add_argument(
+        "--dask",
+        metavar="SCHEDULER",
+        default=None,
+        help="write the files as tasks on this Dask scheduler (e.g. tcp://10.0.0.5:8786)",
+    )
     _cache_arg(p)
     _space_args(p)
 
@@ -89,10 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("link", help="print a Neuroglancer state (JSON) and URL showing every layer of a store")
     p.add_argument("source", metavar="STORE_OR_DIR")
-    p.add_argument("--base-url", default="http://127.0.0.1:9123/", metavar="URL",
-                   help="where the tree is served (default http://127.0.0.1:9123/, as zvfs serve)")
-    p.add_argument("--viewer", default=None, metavar="URL",
-                   help="Neuroglancer client URL (default https://neuroglancer-demo.appspot.com/)")
+    p.add_argument(
+        "--base-url",
+        default="http://127.0.0.1:9123/",
+        metavar="URL",
+        help="where the tree is served (default http://127.0.0.1:9123/, as zvfs serve)",
+    )
+    p.add_argument(
+        "--viewer",
+        default=None,
+        metavar="URL",
+        help="Neuroglancer client URL (default https://neuroglancer-demo.appspot.com/)",
+    )
     _space_args(p)
 
     p = sub.add_parser("view", help="serve stores and the Neuroglancer client together, and open the view")
@@ -109,9 +138,16 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "mount":
         from .frontends import fuse
 
-        return fuse.mount(args.store, args.mountpoint, foreground=args.foreground,
-                          options=parse_fuse_options(args.options), cache_bytes=args.cache_size,
-                          log_file=args.log_file, verbose=args.verbose, **_space(args))
+        return fuse.mount(
+            args.store,
+            args.mountpoint,
+            foreground=args.foreground,
+            options=parse_fuse_options(args.options),
+            cache_bytes=args.cache_size,
+            log_file=args.log_file,
+            verbose=args.verbose,
+            **_space(args),
+        )
     if args.command == "umount":
         from .frontends import fuse
 
@@ -129,8 +165,7 @@ def run(args: argparse.Namespace) -> int:
             logging.getLogger("zvfs").setLevel(logging.CRITICAL)
         opener = partial(open_virtual_tree, args.store, args.cache_size, **_space(args))
         if args.dask:
-            return export.export_dask(opener, args.outdir, args.dask, progress=not args.no_progress,
-                                      resume=args.resume)
+            return export.export_dask(opener, args.outdir, args.dask, progress=not args.no_progress, resume=args.resume)
         return export.export(opener(), args.outdir, progress=not args.no_progress, resume=args.resume)
     if args.command == "sample":
         from . import samples
@@ -165,16 +200,23 @@ def view_command(args: argparse.Namespace) -> int:
     from .tree import MultiTree
 
     view.client_dir()  # fail before opening stores when the client is not installed
-    trees = {name: open_tree(path, args.cache_size, **_space(args))
-             for name, path in link.unique_names(args.sources).items()}
-    return view.serve(MultiTree(trees), lambda base: link.union_state(trees, base), port=args.port, bind=args.bind,
-                      browse=not args.no_browser)
+    trees = {
+        name: open_tree(path, args.cache_size, **_space(args)) for name, path in link.unique_names(args.sources).items()
+    }
+    return view.serve(
+        MultiTree(trees),
+        lambda base: link.union_state(trees, base),
+        port=args.port,
+        bind=args.bind,
+        browse=not args.no_browser,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s zvfs %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s zvfs %(levelname)s %(message)s"
+    )
     if not args.verbose:  # zarr's event loop reports reads abandoned after an error at exit: noise
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:

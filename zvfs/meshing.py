@@ -6,6 +6,7 @@ which edge collapses keep), the boundary shrinking with the square root of the v
 a length does against an area. A mesh is never reduced below :data:`MIN_FACES` faces (a
 tetrahedron), nor below its own face count.
 """
+
 from __future__ import annotations
 
 import math

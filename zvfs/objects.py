@@ -5,11 +5,12 @@ and explicit connectivity (link records) in object-local indices.
 levels for per-cell selections; here every object is put together from the per-cell buffers and one
 read of the level's link records, so objects crossing chunk seams come out whole.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
-from typing import Sequence
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class ObjectTable:
         """First level-wide row number of each cell (cells in sorted order)."""
         counts = [self.level.count(c) for c in self.level.cells]
         starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
-        return dict(zip(self.level.cells, starts[:-1].tolist()))
+        return dict(zip(self.level.cells, starts[:-1].tolist(), strict=True))
 
     @cached_property
     def _pieces(self) -> list[list[tuple[Cell, int, int]]]:
@@ -75,7 +76,11 @@ class ObjectTable:
         the object row owning all its endpoints (-1 for a record spanning objects or shared rows)."""
         cells, rows = self.level.links()
         if not rows.size:
-            return np.zeros((0, 2, len(self.level.store.axes)), np.int64), np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
+            return (
+                np.zeros((0, 2, len(self.level.store.axes)), np.int64),
+                np.zeros((0, 2), np.int64),
+                np.zeros(0, np.int64),
+            )
         own = self.owner_of(cells, rows)
         whole = (own[:, 0] >= 0) & (own == own[:, :1]).all(1)
         return cells, rows, np.where(whole, own[:, 0], -1)
@@ -146,15 +151,23 @@ class ObjectTable:
         k = self._row(oid)
         datas = [(self.level.cell(cell), start, count) for cell, start, count in self._pieces[k]]
         dim = len(self.level.store.axes)
-        positions = (np.concatenate([d.positions[s:s + c] for d, s, c in datas]) if datas
-                     else np.zeros((0, dim), np.float32))
-        attributes = {a.name: np.concatenate([d.attributes[a.name][s:s + c] for d, s, c in datas])
-                      for a in self.level.vertex_attributes} if datas else {}
+        positions = (
+            np.concatenate([d.positions[s : s + c] for d, s, c in datas]) if datas else np.zeros((0, dim), np.float32)
+        )
+        attributes = (
+            {
+                a.name: np.concatenate([d.attributes[a.name][s : s + c] for d, s, c in datas])
+                for a in self.level.vertex_attributes
+            }
+            if datas
+            else {}
+        )
         return ObjectGeometry(positions, attributes)
 
     def geometries(self, oids: Sequence[int]) -> list[ObjectGeometry]:
         """:meth:`geometry` of many objects, read in the order of their first chunk, so that a batch
         larger than the chunk cache (a whole group's polylines) decodes each chunk about once."""
+
         def first_cell(oid: int) -> Cell:
             k = self.row_of(oid)
             return self._pieces[k][0][0] if k is not None and self._pieces[k] else ()

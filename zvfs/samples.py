@@ -1,9 +1,10 @@
 """Small deterministic sample stores, written with ``zarr-vectors`` itself (``zvfs sample``)."""
+
 from __future__ import annotations
 
 import os
 import shutil
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import zarr_vectors as zv
@@ -29,12 +30,16 @@ def point_cloud(path: str, rng: np.random.Generator) -> None:
     ds = zv.create(path, schema=_schema("point_cloud"))
     ds.add_points(
         pos,
-        attributes={"intensity": rng.random(n).astype(np.float32),
-                    "rgb": rng.integers(0, 256, (n, 3)).astype(np.uint8),
-                    "label": np.array(["axon", "dendrite", "soma"])[rng.integers(0, 3, n)]},
+        attributes={
+            "intensity": rng.random(n).astype(np.float32),
+            "rgb": rng.integers(0, 256, (n, 3)).astype(np.uint8),
+            "label": np.array(["axon", "dendrite", "soma"])[rng.integers(0, 3, n)],
+        },
         object_ids=oid,
-        object_attributes={"size": np.bincount(oid, minlength=n_obj).astype(np.int32),
-                           "score": rng.random(n_obj).astype(np.float32)},
+        object_attributes={
+            "size": np.bincount(oid, minlength=n_obj).astype(np.int32),
+            "score": rng.random(n_obj).astype(np.float32),
+        },
     )
 
 

@@ -5,12 +5,13 @@ Skeletons and meshes take any affine in their ``transform``; annotation layers h
 ``dimensions``, so their geometry, bounds and grid are written through the affine, which must then
 be axis-aligned with positive scales (a voxel size and an offset) to keep the spatial grid a grid.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 
@@ -23,8 +24,13 @@ def parse_affine(text: str, rank: int = 3) -> np.ndarray:
     """A (rank, rank+1) affine from JSON (nested or flat, (rank+1)^2 or rank*(rank+1) numbers) or
     from a ``.json``, ``.npy`` or whitespace-separated text file."""
     if os.path.isfile(text):
-        values = np.load(text) if text.endswith(".npy") else (
-            np.asarray(json.load(open(text))) if text.endswith(".json") else np.loadtxt(text))
+        if text.endswith(".npy"):
+            values = np.load(text)
+        elif text.endswith(".json"):
+            with open(text) as f:
+                values = np.asarray(json.load(f))
+        else:
+            values = np.loadtxt(text)
     else:
         try:
             values = np.asarray(json.loads(text), np.float64)
@@ -65,11 +71,12 @@ class Space:
     where: str = ""
 
     @classmethod
-    def of(cls, axes: Sequence[Axis], where: str, affine: np.ndarray | None = None,
-           units: Sequence[str] | None = None) -> "Space":
+    def of(
+        cls, axes: Sequence[Axis], where: str, affine: np.ndarray | None = None, units: Sequence[str] | None = None
+    ) -> Space:
         rank = len(axes)
         if units is not None:
-            axes = [replace(a, unit=u) for a, u in zip(axes, units)]
+            axes = [replace(a, unit=u) for a, u in zip(axes, units, strict=True)]
         if affine is None:
             affine = np.hstack([np.eye(rank), np.zeros((rank, 1))])
         if affine.shape != (rank, rank + 1):
@@ -87,8 +94,10 @@ class Space:
     def check_axis_aligned(self, what: str) -> None:
         linear = self.affine[:, :-1]
         if not (np.count_nonzero(linear - np.diag(np.diag(linear))) == 0 and (np.diag(linear) > 0).all()):
-            raise UsageError(f"{self.where}: {what} need an axis-aligned transform with positive scales "
-                             "(voxel size and offset); rotations apply to skeletons and meshes only")
+            raise UsageError(
+                f"{self.where}: {what} need an axis-aligned transform with positive scales "
+                "(voxel size and offset); rotations apply to skeletons and meshes only"
+            )
 
     def points(self, positions: np.ndarray) -> np.ndarray:
         """Store positions (N, D) in written coordinates, float32."""

@@ -5,15 +5,17 @@ public selections, and are strict where ``zarr-vectors`` 0.9.2 is lenient: a cel
 are missing or damaged (it returns them empty) is an error, found by checking every buffer's row
 count against the cell's fragment index.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr_vectors as zv
@@ -81,7 +83,7 @@ def is_url(path: str) -> bool:
     return bool(sep) and scheme != "file"
 
 
-def open_store(path: str, cell_cache_bytes: int = CELL_CACHE_BYTES) -> "ZVFStore":
+def open_store(path: str, cell_cache_bytes: int = CELL_CACHE_BYTES) -> ZVFStore:
     """Open a ZVF store read-only, or raise :class:`StoreError` saying why not; decoded chunks are
     kept up to ``cell_cache_bytes``."""
     if not is_url(path):
@@ -106,8 +108,14 @@ def open_store(path: str, cell_cache_bytes: int = CELL_CACHE_BYTES) -> "ZVFStore
 class ZVFStore:
     """One open store: metadata and its levels; safe to share between threads."""
 
-    def __init__(self, path: str, ds: "zv.Dataset", kind: str, level_indices: Sequence[int],
-                 cell_cache_bytes: int = CELL_CACHE_BYTES) -> None:
+    def __init__(
+        self,
+        path: str,
+        ds: zv.Dataset,
+        kind: str,
+        level_indices: Sequence[int],
+        cell_cache_bytes: int = CELL_CACHE_BYTES,
+    ) -> None:
         self.path = path
         self.kind = kind
         self._ds = ds
@@ -141,7 +149,7 @@ class ZVFStore:
         return tuple(out)
 
     @cached_property
-    def space(self) -> "Space":
+    def space(self) -> Space:
         """Where written coordinates live: the store's axes and units, identity affine, unless
         :meth:`override_space` was called."""
         from .space import Space
@@ -163,7 +171,7 @@ class ZVFStore:
 class LevelReader:
     """One resolution level, read cell by cell."""
 
-    def __init__(self, store: ZVFStore, level: "zv.Level", index: int, lock: threading.RLock) -> None:
+    def __init__(self, store: ZVFStore, level: zv.Level, index: int, lock: threading.RLock) -> None:
         self.store = store
         self.index = index
         self._level = level
@@ -268,11 +276,20 @@ class LevelReader:
             dtype = values.dtype
             if dtype.kind in "US":
                 categories = tuple(str(c) for c in np.unique(values))
-                dtype = np.dtype(np.uint8 if len(categories) <= 256 else np.uint16 if len(categories) <= 65536 else np.uint32)
-            out.append(AttributeInfo(name=name, dtype=dtype,
-                                     channels=int(values.shape[1]) if values.ndim > 1 else 1,
-                                     channel_names=tuple(meta.get("channel_names") or ()), categories=categories,
-                                     unit=str(meta.get("unit") or ""), description=str(meta.get("description") or "")))
+                dtype = np.dtype(
+                    np.uint8 if len(categories) <= 256 else np.uint16 if len(categories) <= 65536 else np.uint32
+                )
+            out.append(
+                AttributeInfo(
+                    name=name,
+                    dtype=dtype,
+                    channels=int(values.shape[1]) if values.ndim > 1 else 1,
+                    channel_names=tuple(meta.get("channel_names") or ()),
+                    categories=categories,
+                    unit=str(meta.get("unit") or ""),
+                    description=str(meta.get("description") or ""),
+                )
+            )
         return tuple(out)
 
     def object_attribute(self, name: str) -> np.ndarray:
@@ -294,8 +311,9 @@ class LevelReader:
             with self._lock:
                 ranges = zb.read_vertex_fragment_index(self._g, cell).ranges()
         except Exception as exc:  # a missing or damaged chunk file
-            raise StoreError(self._where(f"cell {cell}: cannot read its fragment index "
-                                         f"(missing or damaged chunk?): {exc}")) from exc
+            raise StoreError(
+                self._where(f"cell {cell}: cannot read its fragment index (missing or damaged chunk?): {exc}")
+            ) from exc
         if ranges is None:
             raise StoreError(self._where(f"cell {cell} has non-contiguous fragments (unsupported)"))
         return np.asarray(ranges, np.int64).reshape(-1, 2)
@@ -326,15 +344,22 @@ class LevelReader:
                 attrs[name] = np.concatenate(zb.read_chunk_attributes(self._g, name, cell))
         n = len(pos)
         if int(frags[:, 1].sum()) != n:
-            raise StoreError(self._where(f"cell {cell}: fragment index covers {frags[:, 1].sum()} rows, "
-                                         f"vertex chunk has {n} (missing or damaged chunk?)"))
+            raise StoreError(
+                self._where(
+                    f"cell {cell}: fragment index covers {frags[:, 1].sum()} rows, "
+                    f"vertex chunk has {n} (missing or damaged chunk?)"
+                )
+            )
         for name, col in attrs.items():
             channels = self._attribute(name).channels
             if col.ndim == 1 and channels > 1 and len(col) == n * channels:
                 attrs[name] = col = col.reshape(n, channels)  # stored flat, see _attribute_info
             if len(col) != n:
-                raise StoreError(self._where(f"cell {cell}: attribute {name!r} has {len(col)} rows, expected {n} "
-                                             "(missing or damaged chunk?)"))
+                raise StoreError(
+                    self._where(
+                        f"cell {cell}: attribute {name!r} has {len(col)} rows, expected {n} (missing or damaged chunk?)"
+                    )
+                )
         owners = None
         if self.has_objects:
             owners = np.repeat(self._fragment_owners(cell, len(frags)), frags[:, 1])
@@ -362,7 +387,7 @@ class LevelReader:
     def _manifest_inversion(self) -> dict[Cell, list[tuple[int, int]]]:
         """cell -> [(fragment, object id)] from every manifest of the level (when no owner index)."""
         inv: dict[Cell, list[tuple[int, int]]] = {}
-        for oid, manifest in zip(self.object_ids.tolist(), self.manifests()):
+        for oid, manifest in zip(self.object_ids.tolist(), self.manifests(), strict=True):
             for cell, frag in manifest:
                 inv.setdefault(cell, []).append((frag, oid))
         return inv
@@ -402,7 +427,7 @@ class LevelReader:
         zarr-vectors decodes manifests as Python lists, several times their size at once."""
         ids = self.object_ids.tolist()
         for start in range(0, len(ids), MANIFEST_BATCH):
-            batch = ids[start:start + MANIFEST_BATCH]
+            batch = ids[start : start + MANIFEST_BATCH]
             with self._lock:
                 found = zb.read_object_manifests(self._g, ids=batch)
             yield batch, found

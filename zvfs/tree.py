@@ -4,13 +4,15 @@ Pure core shared by every front end; it knows nothing of FUSE or HTTP. Mappers b
 :class:`Dir` and :class:`File` nodes; front ends use only :class:`Tree`'s three questions
 (``stat``, ``listdir``, ``read``) and its two errors (:class:`NotFound`, :class:`ReadFailed`).
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import posixpath
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Protocol
+from typing import Protocol
 
 from .cache import Memo
 
@@ -51,14 +53,14 @@ class File:
 class Dir:
     """A directory, either of fixed children or of children produced on lookup."""
 
-    __slots__ = ("_children", "_names", "_child")
+    __slots__ = ("_child", "_children", "_names")
 
     def __init__(
         self,
-        children: Mapping[str, "Node"] | None = None,
+        children: Mapping[str, Node] | None = None,
         *,
         names: Callable[[], Iterable[str]] | None = None,
-        child: Callable[[str], "Node | None"] | None = None,
+        child: Callable[[str], Node | None] | None = None,
     ) -> None:
         self._children = dict(children or {})
         self._names = names
@@ -69,7 +71,7 @@ class Dir:
         if self._names is not None:
             yield from self._names()
 
-    def child(self, name: str) -> "Node | None":
+    def child(self, name: str) -> Node | None:
         node = self._children.get(name)
         if node is None and self._child is not None:
             node = self._child(name)
@@ -108,8 +110,14 @@ def split_path(path: str) -> list[str]:
 class VirtualTree:
     """A tree of nodes built by a mapper, with exact sizes and a byte-bounded cache of file bytes."""
 
-    def __init__(self, root: Dir, label: str, mtime: float, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 fingerprint: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        root: Dir,
+        label: str,
+        mtime: float,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        fingerprint: Callable[[], object] | None = None,
+    ) -> None:
         """``fingerprint`` (cheap, e.g. the store's metadata stat) is checked before every file is
         sized or read: once it changes, files fail rather than mix old sizes with new bytes."""
         self.root = root

@@ -16,6 +16,7 @@ counts without encoding anything; with ``gzip`` it is the compressed size, known
 compressing. ``minishard_index_encoding: gzip`` costs only compressing the small indices at
 planning time.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -78,10 +79,15 @@ class ShardingSpec:
         return SHARD_INDEX_ENTRY << self.minishard_bits
 
     def json(self) -> dict:
-        return {"@type": TYPE, "preshift_bits": self.preshift_bits, "hash": self.hash,
-                "minishard_bits": self.minishard_bits, "shard_bits": self.shard_bits,
-                "minishard_index_encoding": self.minishard_index_encoding,
-                "data_encoding": self.data_encoding}
+        return {
+            "@type": TYPE,
+            "preshift_bits": self.preshift_bits,
+            "hash": self.hash,
+            "minishard_bits": self.minishard_bits,
+            "shard_bits": self.shard_bits,
+            "minishard_index_encoding": self.minishard_index_encoding,
+            "data_encoding": self.data_encoding,
+        }
 
     @classmethod
     def from_json(cls, obj: Mapping) -> ShardingSpec:
@@ -89,8 +95,14 @@ class ShardingSpec:
         if obj.get("@type") != TYPE:
             raise ValueError(f"@type must be {TYPE!r}, not {obj.get('@type')!r}")
         try:
-            return cls(obj["preshift_bits"], obj["hash"], obj["minishard_bits"], obj["shard_bits"],
-                       obj.get("minishard_index_encoding", "raw"), obj.get("data_encoding", "raw"))
+            return cls(
+                obj["preshift_bits"],
+                obj["hash"],
+                obj["minishard_bits"],
+                obj["shard_bits"],
+                obj.get("minishard_index_encoding", "raw"),
+                obj.get("data_encoding", "raw"),
+            )
         except KeyError as e:
             raise ValueError(f"sharding spec lacks {e.args[0]!r}") from None
 
@@ -186,6 +198,7 @@ def compressed_morton_code(cells: npt.ArrayLike, grid_shape: Sequence[int]) -> U
 
 # -- layout ------------------------------------------------------------------------------------
 
+
 def _encode(data: bytes, encoding: str) -> bytes:
     return gzip.compress(data, GZIP_LEVEL, mtime=0) if encoding == "gzip" else data
 
@@ -233,8 +246,9 @@ class ShardLayout:
     size: int
 
     @classmethod
-    def plan(cls, spec: ShardingSpec, ids: npt.ArrayLike, sizes: npt.ArrayLike,
-             prefix_sizes: npt.ArrayLike | None = None) -> ShardLayout:
+    def plan(
+        cls, spec: ShardingSpec, ids: npt.ArrayLike, sizes: npt.ArrayLike, prefix_sizes: npt.ArrayLike | None = None
+    ) -> ShardLayout:
         """Lay out one shard holding exactly ``ids``, from sizes alone (no chunk bytes).
 
         ``sizes`` are the stored sizes (after ``data_encoding``); ``prefix_sizes`` reserves raw
@@ -258,14 +272,13 @@ class ShardLayout:
         fixed_offsets, fixed = [0], [b""]
         pos = base
         cuts = np.flatnonzero(np.diff(minishard)) + 1
-        for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [n]])):
+        for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [n]]), strict=True):
             if a == b:
                 continue  # no ids at all
             span = prefix[a:b] + stored[a:b]
             offsets[a:b] = pos + np.cumsum(span) - stored[a:b]
             pos += int(span.sum())
-            index = _encode(_minishard_index(ids[a:b], offsets[a:b] - base, stored[a:b]),
-                            spec.minishard_index_encoding)
+            index = _encode(_minishard_index(ids[a:b], offsets[a:b] - base, stored[a:b]), spec.minishard_index_encoding)
             table[minishard[a]] = (pos - base, pos - base + len(index))
             fixed_offsets.append(pos)
             fixed.append(index)
@@ -302,8 +315,7 @@ class ShardLayout:
         i = self._position(chunk_id)
         return int(self.offsets[i] - self.prefix_sizes[i]), int(self.prefix_sizes[i])
 
-    def read(self, start: int, stop: int, chunk_bytes: ChunkBytes,
-             prefix_bytes: ChunkBytes | None = None) -> bytes:
+    def read(self, start: int, stop: int, chunk_bytes: ChunkBytes, prefix_bytes: ChunkBytes | None = None) -> bytes:
         """Bytes ``[start, stop)`` of the shard file (clipped to its size).
 
         ``chunk_bytes(id)`` gives a chunk's stored bytes and ``prefix_bytes(id)`` its prefix; each
@@ -317,8 +329,9 @@ class ShardLayout:
             return b""
         pieces: list[tuple[int, bytes]] = []
         fixed_ends, starts, ends = self._extents
-        for j in range(int(np.searchsorted(fixed_ends, start, "right")),
-                       int(np.searchsorted(self.fixed_offsets, stop, "left"))):
+        for j in range(
+            int(np.searchsorted(fixed_ends, start, "right")), int(np.searchsorted(self.fixed_offsets, stop, "left"))
+        ):
             pieces.append((int(self.fixed_offsets[j]), self.fixed[j]))
         for i in range(int(np.searchsorted(ends, start, "right")), int(np.searchsorted(starts, stop, "left"))):
             chunk_id, offset = int(self.ids[i]), int(self.offsets[i])
@@ -331,15 +344,16 @@ class ShardLayout:
                 pieces.append((offset, _checked(chunk_bytes(chunk_id), size, "data", chunk_id)))
         pieces.sort(key=lambda p: p[0])
         skip = start - pieces[0][0]
-        return b"".join(p[1] for p in pieces)[skip:skip + stop - start]
+        return b"".join(p[1] for p in pieces)[skip : skip + stop - start]
 
     def encode(self, chunk_bytes: ChunkBytes, prefix_bytes: ChunkBytes | None = None) -> bytes:
         """The whole shard file."""
         return self.read(0, self.size, chunk_bytes, prefix_bytes)
 
 
-def encode_shards(spec: ShardingSpec, chunks: Mapping[int, bytes],
-                  prefixes: Mapping[int, bytes] | None = None) -> dict[str, bytes]:
+def encode_shards(
+    spec: ShardingSpec, chunks: Mapping[int, bytes], prefixes: Mapping[int, bytes] | None = None
+) -> dict[str, bytes]:
     """Every non-empty shard file of ``{id: plain bytes}`` (encoded here per ``data_encoding``).
 
     ``prefixes`` maps some ids to raw bytes written right before their data (mesh fragments
@@ -354,13 +368,15 @@ def encode_shards(spec: ShardingSpec, chunks: Mapping[int, bytes],
     out = {}
     for s in np.unique(shard):
         members = [int(i) for i in ids[shard == s]]
-        layout = ShardLayout.plan(spec, members, [len(stored[i]) for i in members],
-                                  [len(extra.get(i, b"")) for i in members])
+        layout = ShardLayout.plan(
+            spec, members, [len(stored[i]) for i in members], [len(extra.get(i, b"")) for i in members]
+        )
         out[shard_name(spec, int(s))] = layout.encode(stored.__getitem__, lambda i: extra.get(i, b""))
     return out
 
 
 # -- decoding ----------------------------------------------------------------------------------
+
 
 def _find(spec: ShardingSpec, shard: bytes, chunk_id: int) -> tuple[int, int] | None:
     """(offset, size) of a chunk's stored data, through the shard index and the minishard index."""
@@ -369,7 +385,7 @@ def _find(spec: ShardingSpec, shard: bytes, chunk_id: int) -> tuple[int, int] | 
     if start == end:
         return None
     base = spec.index_bytes
-    raw = _decode(shard[base + start:base + end], spec.minishard_index_encoding)
+    raw = _decode(shard[base + start : base + end], spec.minishard_index_encoding)
     if len(raw) % MINISHARD_INDEX_ENTRY:
         raise ValueError(f"minishard index of {len(raw)} bytes, not a multiple of {MINISHARD_INDEX_ENTRY}")
     ids, offsets, sizes = np.frombuffer(raw, "<u8").reshape(3, -1)
@@ -387,7 +403,7 @@ def read_chunk(spec: ShardingSpec, shard: bytes, chunk_id: int) -> bytes | None:
     if found is None:
         return None
     offset, size = found
-    return _decode(shard[offset:offset + size], spec.data_encoding)
+    return _decode(shard[offset : offset + size], spec.data_encoding)
 
 
 def read_prefix(spec: ShardingSpec, shard: bytes, chunk_id: int, size: int) -> bytes | None:
@@ -398,14 +414,20 @@ def read_prefix(spec: ShardingSpec, shard: bytes, chunk_id: int, size: int) -> b
     offset = found[0]
     if not 0 <= size <= offset - spec.index_bytes:
         raise ValueError(f"a {size}-byte prefix does not fit before chunk {chunk_id} at {offset}")
-    return shard[offset - size:offset]
+    return shard[offset - size : offset]
 
 
 # -- parameters --------------------------------------------------------------------------------
 
-def choose_spec(n_ids: int, total_bytes: int, *, hash: Hash = "murmurhash3_x86_128",
-                target_minishard_entries: int = TARGET_MINISHARD_ENTRIES,
-                target_shard_bytes: int = TARGET_SHARD_BYTES) -> ShardingSpec:
+
+def choose_spec(
+    n_ids: int,
+    total_bytes: int,
+    *,
+    hash: Hash = "murmurhash3_x86_128",
+    target_minishard_entries: int = TARGET_MINISHARD_ENTRIES,
+    target_shard_bytes: int = TARGET_SHARD_BYTES,
+) -> ShardingSpec:
     """Bits giving about ``target_minishard_entries`` ids per minishard and shards of at most
     about ``target_shard_bytes``, raw encodings (``dataclasses.replace`` to change them).
 
@@ -419,9 +441,12 @@ def choose_spec(n_ids: int, total_bytes: int, *, hash: Hash = "murmurhash3_x86_1
     per shard (an 8 KiB shard index) and about 1365 ids per minishard (a 32 KiB index), with no
     byte target. Deterministic.
     """
-    for name, value, low in (("n_ids", n_ids, 0), ("total_bytes", total_bytes, 0),
-                             ("target_minishard_entries", target_minishard_entries, 1),
-                             ("target_shard_bytes", target_shard_bytes, 1)):
+    for name, value, low in (
+        ("n_ids", n_ids, 0),
+        ("total_bytes", total_bytes, 0),
+        ("target_minishard_entries", target_minishard_entries, 1),
+        ("target_shard_bytes", target_shard_bytes, 1),
+    ):
         if value < low:
             raise ValueError(f"{name} must be at least {low}, not {value}")
     total_bits = 0

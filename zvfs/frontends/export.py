@@ -6,12 +6,13 @@ under a temporary name and renamed where the filesystem can, so a partial file n
 files are written by tasks on the cluster, each re-opening the tree from a picklable ``opener``
 and writing a disjoint batch.
 """
+
 from __future__ import annotations
 
 import pickle
 import posixpath
 import sys
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -44,8 +45,14 @@ def _output(outdir: str, resume: bool) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, root.rstrip("/")
 
 
-def write_files(tree: Tree, paths: Sequence[str], fs: fsspec.AbstractFileSystem, root: str, resume: bool,
-                tick: Callable[[], None] = lambda: None) -> int:
+def write_files(
+    tree: Tree,
+    paths: Sequence[str],
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    resume: bool,
+    tick: Callable[[], None] = lambda: None,
+) -> int:
     """Write ``paths`` of ``tree`` under ``root``; returns how many were written (not skipped)."""
     atomic = isinstance(fs, LocalFileSystem)
     written = 0
@@ -74,8 +81,10 @@ def export(tree: Tree, outdir: str, *, progress: bool = True, resume: bool = Fal
     files = [path for path, is_dir in entries if not is_dir]
     with tqdm(total=len(files), unit="file", disable=not progress, file=sys.stderr) as bar:
         written = write_files(tree, files, fs, root, resume, bar.update)
-    print(f"exported {len(files)} files ({written} written, {len(files) - written} already complete) "
-          f"from {tree.label} to {outdir}")
+    print(
+        f"exported {len(files)} files ({written} written, {len(files) - written} already complete) "
+        f"from {tree.label} to {outdir}"
+    )
     return 0
 
 
@@ -92,27 +101,28 @@ def _worker_batch(opener: Callable[[], Tree], outdir: str, paths: list[str], res
     return write_files(tree, paths, fs, root.rstrip("/"), resume)
 
 
-def export_dask(opener: Callable[[], Tree], outdir: str, scheduler: str, *, progress: bool = True,
-                resume: bool = False) -> int:
+def export_dask(
+    opener: Callable[[], Tree], outdir: str, scheduler: str, *, progress: bool = True, resume: bool = False
+) -> int:
     """:func:`export` as tasks on the Dask cluster at ``scheduler`` (``tcp://host:port``)."""
     try:
         from distributed import Client, as_completed
     except ImportError:
         raise UsageError("--dask needs dask.distributed: pip install 'zvfs[dask]'") from None
     tree = opener()
-    fs, root = _output(outdir, resume)
+    _output(outdir, resume)
     files = [path for path, is_dir in walk(tree) if not is_dir]
     with Client(scheduler) as client:
         workers = max(1, len(client.scheduler_info()["workers"]))
         size = max(1, -(-len(files) // (workers * BATCHES_PER_WORKER)))
-        batches = [files[i:i + size] for i in range(0, len(files), size)]
-        futures = {client.submit(_worker_batch, opener, outdir, batch, resume, pure=False): len(batch)
-                   for batch in batches}
+        batches = [files[i : i + size] for i in range(0, len(files), size)]
+        futures = {
+            client.submit(_worker_batch, opener, outdir, batch, resume, pure=False): len(batch) for batch in batches
+        }
         written = 0
         with tqdm(total=len(files), unit="file", disable=not progress, file=sys.stderr) as bar:
             for future in as_completed(futures):
                 written += future.result()
                 bar.update(futures[future])
-    print(f"exported {len(files)} files ({written} written) from {tree.label} to {outdir} "
-          f"with {workers} Dask workers")
+    print(f"exported {len(files)} files ({written} written) from {tree.label} to {outdir} with {workers} Dask workers")
     return 0

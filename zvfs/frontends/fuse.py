@@ -5,6 +5,7 @@ and every write is refused with EROFS. ``mount`` checks the mount point and open
 anything is mounted, so bad input fails at once with a one-line message; by default the daemon then
 runs in its own session and ``mount`` returns once the mount is live.
 """
+
 from __future__ import annotations
 
 import ctypes.util
@@ -17,15 +18,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 # mfusepy loads libfuse 2 when both are installed. libfuse 3 lets the kernel stop asking about opens
 # and releases (see ``TreeOperations.open``): a warm read of a cached file then never leaves the kernel.
-if "FUSE_LIBRARY_PATH" not in os.environ and "FUSE_LIBRARY_NAME" not in os.environ \
-        and ctypes.util.find_library("fuse3"):
+if (
+    "FUSE_LIBRARY_PATH" not in os.environ
+    and "FUSE_LIBRARY_NAME" not in os.environ
+    and ctypes.util.find_library("fuse3")
+):
     os.environ["FUSE_LIBRARY_NAME"] = "fuse3"
 
-import mfusepy  # noqa: E402 - reads FUSE_LIBRARY_NAME at import
+import mfusepy
 
 from ..errors import UsageError
 from ..store import is_url
@@ -35,8 +39,12 @@ log = logging.getLogger("zvfs")
 
 MOUNT_TIMEOUT = 60.0
 # The tree never changes while mounted, so the kernel may keep attributes and pages for long.
-KERNEL_OPTIONS: dict[str, str | bool] = {"ro": True, "kernel_cache": True,
-                                          "attr_timeout": "3600", "entry_timeout": "3600"}
+KERNEL_OPTIONS: dict[str, str | bool] = {
+    "ro": True,
+    "kernel_cache": True,
+    "attr_timeout": "3600",
+    "entry_timeout": "3600",
+}
 
 
 def _errno_of(exc: Exception) -> int | None:
@@ -74,9 +82,16 @@ class TreeOperations(mfusepy.Operations):
         st = self._ask(self.tree.stat, path)
         ns = int(st.mtime * 1e9)
         mode = (stat.S_IFDIR | 0o555) if st.is_dir else (stat.S_IFREG | 0o444)
-        return {"st_mode": mode, "st_nlink": 2 if st.is_dir else 1, "st_size": st.size,
-                "st_blocks": (st.size + 511) // 512, "st_atime": ns, "st_mtime": ns, "st_ctime": ns,
-                **self._owner}
+        return {
+            "st_mode": mode,
+            "st_nlink": 2 if st.is_dir else 1,
+            "st_size": st.size,
+            "st_blocks": (st.size + 511) // 512,
+            "st_atime": ns,
+            "st_mtime": ns,
+            "st_ctime": ns,
+            **self._owner,
+        }
 
     def readdir(self, path: str, fh: int) -> Iterator[str]:
         yield "."
@@ -103,20 +118,47 @@ class TreeOperations(mfusepy.Operations):
         return 0
 
     def statfs(self, path: str) -> dict:
-        return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": 0, "f_bfree": 0, "f_bavail": 0,
-                "f_files": 0, "f_ffree": 0, "f_favail": 0, "f_namemax": 255, "f_flag": os.ST_RDONLY}
+        return {
+            "f_bsize": 4096,
+            "f_frsize": 4096,
+            "f_blocks": 0,
+            "f_bfree": 0,
+            "f_bavail": 0,
+            "f_files": 0,
+            "f_ffree": 0,
+            "f_favail": 0,
+            "f_namemax": 255,
+            "f_flag": os.ST_RDONLY,
+        }
 
 
 def _read_only(self, *args, **kwargs):
     raise mfusepy.FuseOSError(errno.EROFS)
 
 
-for _name in ("chmod", "chown", "create", "link", "mkdir", "mknod", "removexattr", "rename", "rmdir",
-              "setxattr", "symlink", "truncate", "unlink", "utimens", "write", "fallocate"):
+for _name in (
+    "chmod",
+    "chown",
+    "create",
+    "link",
+    "mkdir",
+    "mknod",
+    "removexattr",
+    "rename",
+    "rmdir",
+    "setxattr",
+    "symlink",
+    "truncate",
+    "unlink",
+    "utimens",
+    "write",
+    "fallocate",
+):
     setattr(TreeOperations, _name, _read_only)
 
 
 # -- mounting ---------------------------------------------------------------------------------
+
 
 def _mount_table() -> set[str]:
     """Mount points the kernel knows, also stale ones (which ``os.path.ismount`` cannot stat)."""
@@ -183,9 +225,18 @@ def _tail(path: str, lines: int = 15) -> str:
         return ""
 
 
-def mount(store: str, mountpoint: str, *, foreground: bool = False, options: dict[str, str | bool] | None = None,
-          cache_bytes: int, log_file: str | None = None, verbose: bool = False,
-          transform: str | None = None, units: str | None = None) -> int:
+def mount(
+    store: str,
+    mountpoint: str,
+    *,
+    foreground: bool = False,
+    options: dict[str, str | bool] | None = None,
+    cache_bytes: int,
+    log_file: str | None = None,
+    verbose: bool = False,
+    transform: str | None = None,
+    units: str | None = None,
+) -> int:
     """Mount ``store`` read-only at ``mountpoint``; in the background unless ``foreground``."""
     from ..source import open_virtual_tree
 
@@ -196,18 +247,27 @@ def mount(store: str, mountpoint: str, *, foreground: bool = False, options: dic
         return run_foreground(tree, path, options)
 
     log_file = os.path.abspath(log_file or default_log_file(path))
-    cmd = [sys.executable, "-m", "zvfs", *(["-v"] if verbose else []), "mount", "-f",
-           "--cache-size", str(cache_bytes), *(["-o", format_options(options)] if options else []),
-           *(["--transform", transform] if transform is not None else []),
-           *(["--units", units] if units is not None else []),
-           store if is_url(store) else os.path.abspath(store), path]
+    cmd = [
+        sys.executable,
+        "-m",
+        "zvfs",
+        *(["-v"] if verbose else []),
+        "mount",
+        "-f",
+        "--cache-size",
+        str(cache_bytes),
+        *(["-o", format_options(options)] if options else []),
+        *(["--transform", transform] if transform is not None else []),
+        *(["--units", units] if units is not None else []),
+        store if is_url(store) else os.path.abspath(store),
+        path,
+    ]
     with open(log_file, "ab") as out:
         child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
     deadline = time.monotonic() + MOUNT_TIMEOUT
     while time.monotonic() < deadline:
         if is_mounted(path):
-            print(f"zvfs: mounted {tree.label} at {path} (daemon pid {child.pid}, log {log_file})",
-                  file=sys.stderr)
+            print(f"zvfs: mounted {tree.label} at {path} (daemon pid {child.pid}, log {log_file})", file=sys.stderr)
             return 0
         if child.poll() is not None:
             raise UsageError(f"mounting {tree.label} at {path} failed; daemon log {log_file}:\n{_tail(log_file)}")
@@ -221,8 +281,14 @@ def umount(mountpoint: str) -> int:
     path = os.path.abspath(mountpoint)
     if not is_mounted(path):
         raise UsageError(f"{path} is not mounted")
-    attempts = [["fusermount3", "-u", path], ["fusermount", "-u", path], ["umount", path],
-                ["fusermount3", "-uz", path], ["fusermount", "-uz", path], ["umount", "-l", path]]
+    attempts = [
+        ["fusermount3", "-u", path],
+        ["fusermount", "-u", path],
+        ["umount", path],
+        ["fusermount3", "-uz", path],
+        ["fusermount", "-uz", path],
+        ["umount", "-l", path],
+    ]
     errors = []
     for cmd in attempts:
         if shutil.which(cmd[0]) is None:

@@ -4,6 +4,7 @@ It knows no file format: ``info`` and ``*.json`` are served as JSON, everything 
 Tree calls may be slow (they encode data), so they run in a bounded thread pool while the IOLoop
 keeps serving other requests.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,9 @@ import posixpath
 import re
 import signal
 import socket
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import tornado.web
@@ -188,8 +190,14 @@ class TreeHandler(tornado.web.RequestHandler):
         else:
             data = await self._call(self.settings["tree"].read, path, start, end - start)
         if len(data) != end - start:
-            raise HTTPError(500, "%s: /%s: %d bytes announced but %d read",
-                            self.settings["tree"].label, path, end - start, len(data))
+            raise HTTPError(
+                500,
+                "%s: /%s: %d bytes announced but %d read",
+                self.settings["tree"].label,
+                path,
+                end - start,
+                len(data),
+            )
         self.finish(data)
 
     def _span(self, total: int, tag: str) -> tuple[int, int]:
@@ -208,15 +216,13 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     level = logging.DEBUG if status < 400 else logging.WARNING
     req = handler.request
-    access_log.log(level, "%d %s %s (%s) %.1fms", status, req.method, req.uri, req.remote_ip,
-                   1000 * req.request_time())
+    access_log.log(level, "%d %s %s (%s) %.1fms", status, req.method, req.uri, req.remote_ip, 1000 * req.request_time())
 
 
 def make_app(tree: Tree, *, workers: int = DEFAULT_WORKERS) -> tornado.web.Application:
     """The application serving ``tree``; tree calls run in a pool of ``workers`` threads."""
     executor = ThreadPoolExecutor(workers, thread_name_prefix="zvfs-http")
-    return tornado.web.Application([(r".*", TreeHandler)], tree=tree, executor=executor,
-                                   log_function=log_request)
+    return tornado.web.Application([(r".*", TreeHandler)], tree=tree, executor=executor, log_function=log_request)
 
 
 def listen(port: int, bind: str) -> list[socket.socket]:

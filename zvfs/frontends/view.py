@@ -9,15 +9,17 @@ dropped, so a reload starts from the initial state again. Every other path is th
 :mod:`zvfs.frontends.http` (CORS, ``HEAD``, byte ranges). Knows no formats: the caller supplies the
 state.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
 import sys
 import webbrowser
-from typing import Callable
+from collections.abc import Callable
 
 import tornado.web
 
@@ -53,10 +55,8 @@ class EventsHandler(tornado.web.RequestHandler):
         else:
             self.write(": zvfs\n\n")
         await self.flush()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # the server is stopping: end the stream
             await self._gone.wait()
-        except asyncio.CancelledError:  # the server is stopping: end the stream
-            pass
 
     def on_connection_close(self) -> None:
         if hasattr(self, "_gone"):
@@ -81,12 +81,15 @@ def make_app(tree: Tree, client: str, state: dict) -> tornado.web.Application:
     """:func:`zvfs.frontends.http.make_app` for ``tree``, plus the client showing ``state``."""
     app = http.make_app(tree)
     app.settings["view_state"] = state
-    app.add_handlers(r".*", [
-        (r"/v/[^/]+/(.*)", tornado.web.StaticFileHandler, {"path": client, "default_filename": "index.html"}),
-        (r"/events/([^/]+)", EventsHandler),
-        (r"/(state|action)/([^/]+)", SyncHandler),
-        (r"/favicon\.ico", NoFaviconHandler),
-    ])
+    app.add_handlers(
+        r".*",
+        [
+            (r"/v/[^/]+/(.*)", tornado.web.StaticFileHandler, {"path": client, "default_filename": "index.html"}),
+            (r"/events/([^/]+)", EventsHandler),
+            (r"/(state|action)/([^/]+)", SyncHandler),
+            (r"/favicon\.ico", NoFaviconHandler),
+        ],
+    )
     return app
 
 
@@ -102,8 +105,9 @@ def open_browser(url: str) -> None:
         webbrowser.open(url)
 
 
-def serve(tree: Tree, make_state: Callable[[str], dict], *, port: int, bind: str = "127.0.0.1",
-          browse: bool = True) -> int:
+def serve(
+    tree: Tree, make_state: Callable[[str], dict], *, port: int, bind: str = "127.0.0.1", browse: bool = True
+) -> int:
     """Serve ``tree`` and the client on ``bind:port`` until Ctrl-C or SIGTERM; returns 0.
 
     ``make_state(base)`` gives the viewer state for a server at ``base``. The viewer URL is printed,

@@ -1,8 +1,9 @@
 """Mappers: per ZVF geometry type, which precomputed layers (directories and files) exist."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
-from typing import Callable
 
 from ..errors import StoreError
 from ..store import ZVFStore
@@ -14,7 +15,6 @@ from .meshes import MeshSource, legacy_dir, multilod_dir
 from .points import PointSource
 from .pyramid import Pyramid
 from .skeletons import SkeletonSource, skeleton_dir
-
 
 Layers = dict[str, Dir]
 
@@ -28,13 +28,17 @@ def _line(store: ZVFStore, level: int | None) -> Layers:
 
 
 def _polyline(store: ZVFStore, level: int | None) -> Layers:
-    return {"annotations": annotation_dir(ObjectItems(store, "polyline", level)),
-            "skeletons": skeleton_dir(SkeletonSource(store, level or 0))}
+    return {
+        "annotations": annotation_dir(ObjectItems(store, "polyline", level)),
+        "skeletons": skeleton_dir(SkeletonSource(store, level or 0)),
+    }
 
 
 def _graph(store: ZVFStore, level: int | None) -> Layers:
-    return {"annotations": annotation_dir(EdgeItems(store, level)),
-            "skeletons": skeleton_dir(SkeletonSource(store, level or 0))}
+    return {
+        "annotations": annotation_dir(EdgeItems(store, level)),
+        "skeletons": skeleton_dir(SkeletonSource(store, level or 0)),
+    }
 
 
 def _skeleton(store: ZVFStore, level: int | None) -> Layers:
@@ -43,8 +47,11 @@ def _skeleton(store: ZVFStore, level: int | None) -> Layers:
 
 def _mesh(store: ZVFStore, level: int | None) -> Layers:
     src = MeshSource(store, level)
-    return {"meshes": multilod_dir(src)} if level is not None else \
-        {"meshes": multilod_dir(src), "legacy_meshes": legacy_dir(src)}
+    return (
+        {"meshes": multilod_dir(src)}
+        if level is not None
+        else {"meshes": multilod_dir(src), "legacy_meshes": legacy_dir(src)}
+    )
 
 
 MAPPERS: dict[str, Callable[[ZVFStore, int | None], Layers]] = {
@@ -63,8 +70,9 @@ def map_store(store: ZVFStore) -> Dir:
     ``levels/N/`` holding the layers of pyramid level N alone (a pinned level of detail)."""
     mapper = MAPPERS.get(store.kind)
     if mapper is None:
-        raise StoreError(f"{store.path}: geometry type {store.kind!r} is not supported "
-                         f"(supported: {', '.join(sorted(MAPPERS))})")
+        raise StoreError(
+            f"{store.path}: geometry type {store.kind!r} is not supported (supported: {', '.join(sorted(MAPPERS))})"
+        )
     layers: dict = mapper(store, None)
     depth = Pyramid.of(store).depth
     if depth > 1:

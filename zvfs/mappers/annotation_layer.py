@@ -3,11 +3,13 @@
 Which annotations exist, where, and with which properties is the source's business (one per ZVF
 geometry type); this module only lays out ``info``, ``spatialN/``, ``by_id/`` and ``rel_*/``.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -54,13 +56,15 @@ def annotation_info(src) -> dict:
     shares), ``schema`` and ``spatial_levels()``, in the store's written coordinate space."""
     space = src.store.space
     lower, upper = space.points(np.asarray([src.grid.lower, src.grid.upper]))
-    levels = [replace(level, chunk_size=tuple(space.lengths(level.chunk_size).tolist()))
-              for level in src.spatial_levels()]
-    return enc.info(src.schema, space.dimensions(), lower, upper, levels,
-                    {r: relationship_key(r) for r in src.schema.relationships})
+    levels = [
+        replace(level, chunk_size=tuple(space.lengths(level.chunk_size).tolist())) for level in src.spatial_levels()
+    ]
+    return enc.info(
+        src.schema, space.dimensions(), lower, upper, levels, {r: relationship_key(r) for r in src.schema.relationships}
+    )
 
 
-def json_file(make: "callable[[], dict]") -> File:
+def json_file(make: callable[[], dict]) -> File:
     """A JSON file (size known once encoded; the tree caches it)."""
     return File(lambda: json.dumps(make(), indent=1).encode())
 
@@ -95,7 +99,8 @@ def annotation_dir(src: AnnotationSource) -> Dir:
     for rel in schema.relationships:
         children[relationship_key(rel)] = Dir(
             names=lambda rel=rel: map(str, src.related_ids(rel)),
-            child=lambda name, rel=rel: _related_file(src, rel, name))
+            child=lambda name, rel=rel: _related_file(src, rel, name),
+        )
     return Dir(children)
 
 
@@ -105,8 +110,10 @@ def _spatial_dir(src: AnnotationSource, level: int) -> Dir:
         extent = None if cell is None else src.cell_extent(level, cell)
         if extent is None:
             return None
-        return File(lambda: enc.encode_multiple(src.schema, src.cell(level, cell)),
-                    lambda: enc.multiple_size(src.schema, *extent))
+        return File(
+            lambda: enc.encode_multiple(src.schema, src.cell(level, cell)),
+            lambda: enc.multiple_size(src.schema, *extent),
+        )
 
     return Dir(names=lambda: ("_".join(map(str, c)) for c in src.cells(level)), child=child)
 
@@ -116,8 +123,9 @@ def _by_id_file(src: AnnotationSource, name: str) -> File | None:
     extent = None if aid is None else src.annotation_extent(aid)
     if extent is None:
         return None
-    return File(lambda: enc.encode_single(src.schema, src.annotation(aid)),
-                lambda: enc.single_size(src.schema, *extent))
+    return File(
+        lambda: enc.encode_single(src.schema, src.annotation(aid)), lambda: enc.single_size(src.schema, *extent)
+    )
 
 
 def _related_file(src: AnnotationSource, rel: str, name: str) -> File | None:
@@ -125,5 +133,6 @@ def _related_file(src: AnnotationSource, rel: str, name: str) -> File | None:
     extent = None if seg is None else src.related_extent(rel, seg)
     if extent is None:
         return None
-    return File(lambda: enc.encode_multiple(src.schema, src.related(rel, seg)),
-                lambda: enc.multiple_size(src.schema, *extent))
+    return File(
+        lambda: enc.encode_multiple(src.schema, src.related(rel, seg)), lambda: enc.multiple_size(src.schema, *extent)
+    )

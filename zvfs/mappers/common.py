@@ -1,4 +1,5 @@
 """What every mapper shares: the spatial grid, segment ids, and a stable shuffle."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ class Grid:
     chunk: tuple[float, ...]
 
     @classmethod
-    def of(cls, store: ZVFStore, level: LevelReader) -> "Grid":
+    def of(cls, store: ZVFStore, level: LevelReader) -> Grid:
         """The smallest cell-aligned grid enclosing the declared bounds and every stored cell."""
         chunk = level.chunk_shape
         lo, hi = store.bounds
@@ -40,12 +41,12 @@ class Grid:
         return self.lower + np.asarray(self.shape) * np.asarray(self.chunk)
 
     def to_spatial(self, cell: Cell) -> Cell:
-        return tuple(c - o for c, o in zip(cell, self.origin))
+        return tuple(c - o for c, o in zip(cell, self.origin, strict=True))
 
     def to_zvf(self, cell: Cell) -> Cell | None:
-        if any(not 0 <= c < s for c, s in zip(cell, self.shape)):
+        if any(not 0 <= c < s for c, s in zip(cell, self.shape, strict=True)):
             return None
-        return tuple(c + o for c, o in zip(cell, self.origin))
+        return tuple(c + o for c, o in zip(cell, self.origin, strict=True))
 
 
 class SegmentIds:

@@ -5,6 +5,7 @@ enumerates them: offset segments, then cells, then rows; fixed by the store). Ed
 the owning graph object's attributes become properties; relationship ``object`` links each edge
 to its graph's segment id. Node attributes go to the skeleton view.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -29,8 +30,9 @@ class EdgeItems(ItemSource):
         self.edge_columns = columns(self._edge_attributes, "edge", taken)
         object_attrs = [a for a in self.level.object_attributes if a.name != self.segments.ATTRIBUTE]
         self.object_columns = columns(object_attrs, "object", taken)
-        self.make_schema("line", [c.prop for c in self.edge_columns + self.object_columns],
-                         with_objects=self.level.has_objects)
+        self.make_schema(
+            "line", [c.prop for c in self.edge_columns + self.object_columns], with_objects=self.level.has_objects
+        )
 
     @cached_property
     def _edge_values(self) -> dict[str, np.ndarray]:
@@ -59,11 +61,15 @@ class EdgeItems(ItemSource):
 
     def batch(self, items: np.ndarray) -> enc.Annotations:
         cells, rows, owner = self.objects.records
-        ends = [[self.level.cell(tuple(c)).positions[r] for c, r in zip(cells[i].tolist(), rows[i])] for i in items]
+        ends = [
+            [self.level.cell(tuple(c)).positions[r] for c, r in zip(cells[i].tolist(), rows[i], strict=True)]
+            for i in items
+        ]
         geometry = self.store.space.points(np.asarray(ends, np.float32).reshape(-1, self.schema.rank))
         geometry = geometry.reshape(len(items), -1)
         props = {c.prop.id: c.values({k: v[items] for k, v in self._edge_values.items()}) for c in self.edge_columns}
         obj_rows = np.maximum(owner[items], 0)
-        props.update({c.prop.id: c.values({k: v[obj_rows] for k, v in self._object_values.items()})
-                      for c in self.object_columns})
+        props.update(
+            {c.prop.id: c.values({k: v[obj_rows] for k, v in self._object_values.items()}) for c in self.object_columns}
+        )
         return enc.Annotations(geometry, props, self.item_ids[items])

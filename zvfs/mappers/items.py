@@ -8,11 +8,12 @@ so it is drawn wherever it passes (the client may draw it once per visible cell;
 overdraw is invisible). Within a cell the items are shuffled by id, so a drawn prefix is a uniform
 sample.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -37,11 +38,11 @@ class Membership:
 
     def of(self, row: int) -> np.ndarray:
         keys = self._rows_by_row
-        return self._related_by_row[np.searchsorted(keys, row):np.searchsorted(keys, row, side="right")]
+        return self._related_by_row[np.searchsorted(keys, row) : np.searchsorted(keys, row, side="right")]
 
     def members(self, related: int) -> np.ndarray:
         keys, key = self._related_by_id, np.uint64(related)
-        return self._rows_by_id[np.searchsorted(keys, key):np.searchsorted(keys, key, side="right")]
+        return self._rows_by_id[np.searchsorted(keys, key) : np.searchsorted(keys, key, side="right")]
 
     def ids(self) -> np.ndarray:
         return np.unique(self._related_by_id)
@@ -86,8 +87,9 @@ class ItemSource(ABC):
     def batch(self, items: np.ndarray) -> enc.Annotations:
         """Annotations of table rows ``items`` (geometry, properties, ids; related ids for by_id)."""
 
-    def make_schema(self, annotation_type: str, props: Sequence[enc.Property], with_objects: bool,
-                    with_groups: bool = False) -> None:
+    def make_schema(
+        self, annotation_type: str, props: Sequence[enc.Property], with_objects: bool, with_groups: bool = False
+    ) -> None:
         """The schema; relationships ``object`` (to the object's segment id) and ``group`` (to
         1 + the index of every ZVF group holding the object) when asked and the store has them."""
         rels = []
@@ -107,8 +109,11 @@ class ItemSource(ABC):
             rows = np.flatnonzero(objects >= 0)
             out[OBJECT] = Membership(rows, self.segments.of(objects[rows]))
         if GROUP in self.schema.relationships:
-            pairs = [(rows, np.full(len(rows), g + 1)) for g, members in enumerate(self.level.groups())
-                     for rows in [np.flatnonzero(np.isin(objects, members))]]
+            pairs = [
+                (rows, np.full(len(rows), g + 1))
+                for g, members in enumerate(self.level.groups())
+                for rows in [np.flatnonzero(np.isin(objects, members))]
+            ]
             out[GROUP] = Membership(np.concatenate([r for r, _ in pairs]), np.concatenate([g for _, g in pairs]))
         return out
 
@@ -136,15 +141,17 @@ class ItemSource(ABC):
         """Per pyramid level: chunk -> item rows drawn there, shuffled by id."""
         members: list[dict[Cell, list[int]]] = [{} for _ in range(self.pyramid.depth)]
         band = self.pyramid.band(self.shown)
-        for i, (cells, drawn) in enumerate(zip(self._table[0], self._item_levels.tolist())):
+        for i, (cells, drawn) in enumerate(zip(self._table[0], self._item_levels.tolist(), strict=True)):
             k = int(band[drawn])
             if k < 0:
                 continue
             for chunk in dict.fromkeys(self.pyramid.chunk_of(k, c) for c in cells):
                 members[k].setdefault(chunk, []).append(i)
         ids = self.item_ids
-        return [{c: (rows := np.asarray(m, np.int64))[shuffle_order(ids[rows])] for c, m in sorted(level.items())}
-                for level in members]
+        return [
+            {c: (rows := np.asarray(m, np.int64))[shuffle_order(ids[rows])] for c, m in sorted(level.items())}
+            for level in members
+        ]
 
     def _vertices(self, rows: np.ndarray) -> int:
         return int(self._table[1][rows].sum()) if self.schema.polyline else 0

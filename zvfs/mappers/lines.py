@@ -6,6 +6,7 @@ skeleton view and carries its per-object attributes as properties. With objects,
 ``object`` links each annotation to its object's segment id, and with ZVF groups relationship
 ``group`` to 1 + the index of each group holding the object (filter by bundle, tract, ...).
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -57,19 +58,29 @@ class ObjectItems(ItemSource):
     def batch(self, items: np.ndarray) -> enc.Annotations:
         oids = self.objects.ids[items]
         geoms = self.objects.geometries(oids.tolist())
-        props = {c.prop.id: c.values({k: v[items] for k, v in self._object_values.items()})
-                 for c in self.object_columns}
+        props = {
+            c.prop.id: c.values({k: v[items] for k, v in self._object_values.items()}) for c in self.object_columns
+        }
         if self.is_line:
-            for o, g in zip(oids, geoms):
+            for o, g in zip(oids, geoms, strict=True):
                 if len(g.positions) != 2:
                     raise ValueError(f"line object {o} has {len(g.positions)} vertices, not 2")
-            ends = {f"{name}_{e}": np.stack([g.attributes[name][k] for g in geoms]) if geoms else np.zeros(0)
-                    for name in (a.name for a in self.level.vertex_attributes) for k, e in enumerate("ab")}
+            ends = {
+                f"{name}_{e}": np.stack([g.attributes[name][k] for g in geoms]) if geoms else np.zeros(0)
+                for name in (a.name for a in self.level.vertex_attributes)
+                for k, e in enumerate("ab")
+            }
             props.update({c.prop.id: c.values(ends) for c in self.vertex_columns})
-            geometry = (np.stack([self.store.space.points(g.positions).reshape(-1) for g in geoms]) if geoms
-                        else np.zeros((0, 2 * self.schema.rank)))
+            geometry = (
+                np.stack([self.store.space.points(g.positions).reshape(-1) for g in geoms])
+                if geoms
+                else np.zeros((0, 2 * self.schema.rank))
+            )
             return enc.Annotations(geometry, props, self.item_ids[items])
         counts = np.asarray([len(g.positions) for g in geoms], np.int64)
-        geometry = self.store.space.points(np.concatenate([g.positions for g in geoms])) if geoms \
+        geometry = (
+            self.store.space.points(np.concatenate([g.positions for g in geoms]))
+            if geoms
             else np.zeros((0, self.schema.rank))
+        )
         return enc.Annotations(geometry, props, self.item_ids[items], counts)

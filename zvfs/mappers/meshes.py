@@ -13,6 +13,7 @@ its level-0 count). An object the level drops takes the reduction of the objects
 (their summed vertex counts there over at level 0). Reductions never grow from one LOD to the next.
 The legacy view is level 0 only.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -46,8 +47,9 @@ class MeshSource:
         self.segments = SegmentIds(self.level)
         self.transform = store.space.to_nanometres()
         self.shown = list(range(len(store.levels))) if only_level is None else [only_level]
-        self._encoded: Memo[enc.EncodedMesh] = Memo(ENCODED_CACHE_BYTES,
-                                                     getsizeof=lambda m: len(m.manifest) + len(m.data))
+        self._encoded: Memo[enc.EncodedMesh] = Memo(
+            ENCODED_CACHE_BYTES, getsizeof=lambda m: len(m.manifest) + len(m.data)
+        )
 
     @cached_property
     def segment_ids(self) -> np.ndarray:
@@ -136,6 +138,7 @@ class MeshSource:
 
 def multilod_dir(src: MeshSource) -> Dir:
     """``info``, ``segment_properties/``, and ``<segment>.index`` + ``<segment>`` per object."""
+
     def child(name: str) -> File | None:
         stem, dot, ext = name.partition(".")
         oid = src.object_of(stem)
@@ -154,6 +157,7 @@ def multilod_dir(src: MeshSource) -> Dir:
 
 def legacy_dir(src: MeshSource) -> Dir:
     """``info``, ``segment_properties/``, and ``<segment>:0`` (manifest) + ``<segment>:0:0`` per object."""
+
     def child(name: str) -> File | None:
         parts = name.split(":")
         oid = src.object_of(parts[0])
@@ -162,8 +166,9 @@ def legacy_dir(src: MeshSource) -> Dir:
         if len(parts) == 2:
             manifest = enc.legacy_manifest([f"{parts[0]}:0:0"])
             return File(lambda: manifest, lambda: len(manifest))
-        return File(lambda: src.legacy_fragment(oid),
-                    lambda: enc.legacy_fragment_size(src.objects.size(oid), src.faces(oid)))
+        return File(
+            lambda: src.legacy_fragment(oid), lambda: enc.legacy_fragment_size(src.objects.size(oid), src.faces(oid))
+        )
 
     def names():
         for seg in src.segment_ids:

@@ -7,10 +7,11 @@ that level's chunk grid that holds it, shuffled by id so that a prefix drawn by 
 uniform sample. Per-vertex attributes become properties, and so do per-object attributes; with an
 object index, relationship ``object`` links each point to its object's segment id.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache, cached_property
-from typing import Iterable
 
 import numpy as np
 
@@ -69,8 +70,9 @@ class PointSource:
         if self.schema.relationships:
             segs = self.segments.of(data.owners[rows])
             related = [[np.asarray([s], np.uint64)] for s in segs]
-        return enc.Annotations(self.store.space.points(data.positions[rows]), props, ids.astype(np.uint64),
-                               related=related)
+        return enc.Annotations(
+            self.store.space.points(data.positions[rows]), props, ids.astype(np.uint64), related=related
+        )
 
     # -- AnnotationSource
     def info(self) -> dict:
@@ -91,7 +93,7 @@ class PointSource:
                 for k in np.flatnonzero(per_level):
                     chunk = self.pyramid.chunk_of(int(k), base_cell)
                     n, cells = out[k].get(chunk, (0, []))
-                    out[k][chunk] = (n + int(per_level[k]), cells + [base_cell])
+                    out[k][chunk] = (n + int(per_level[k]), [*cells, base_cell])
         return out
 
     @property
@@ -128,8 +130,9 @@ class PointSource:
         batches = [self._batch(c, self._rows(k, c)) for c in self._counts[k][chunk][1]]
         batch = concat(self.schema, batches)
         order = shuffle_order(batch.ids)
-        return enc.Annotations(batch.geometry[order], {p: v[order] for p, v in batch.properties.items()},
-                               batch.ids[order])
+        return enc.Annotations(
+            batch.geometry[order], {p: v[order] for p, v in batch.properties.items()}, batch.ids[order]
+        )
 
     def _shown_rows(self, base_cell: Cell) -> np.ndarray:
         return np.flatnonzero(self._band[self.index.draw_levels(self.index.region_of(base_cell))[base_cell]] >= 0)
@@ -137,8 +140,9 @@ class PointSource:
     def ids(self) -> Iterable[int]:
         if len(self.shown) == self.pyramid.depth:
             return range(1, int(self.index.offsets[-1]) + 1)
-        return (int(self.index.offsets[i]) + 1 + int(r) for i, c in enumerate(self.level.cells)
-                for r in self._shown_rows(c))
+        return (
+            int(self.index.offsets[i]) + 1 + int(r) for i, c in enumerate(self.level.cells) for r in self._shown_rows(c)
+        )
 
     def _locate(self, aid: int) -> tuple[Cell, int] | None:
         """The cell and row of a shown annotation."""
@@ -184,12 +188,16 @@ class PointSource:
 def concat(schema: enc.AnnotationSchema, batches: list[enc.Annotations]) -> enc.Annotations:
     """One batch of several (property columns, geometry and ids back to back)."""
     if not batches:
-        return enc.Annotations(np.zeros((0, schema.rank), np.float32),
-                               {p.id: np.zeros(0) for p in schema.properties}, np.zeros(0, np.uint64))
+        return enc.Annotations(
+            np.zeros((0, schema.rank), np.float32),
+            {p.id: np.zeros(0) for p in schema.properties},
+            np.zeros(0, np.uint64),
+        )
     props = {p.id: np.concatenate([b.properties[p.id] for b in batches]) for p in schema.properties}
     counts = None if batches[0].counts is None else np.concatenate([b.counts for b in batches])
-    return enc.Annotations(np.concatenate([b.geometry for b in batches]), props,
-                           np.concatenate([b.ids for b in batches]), counts)
+    return enc.Annotations(
+        np.concatenate([b.geometry for b in batches]), props, np.concatenate([b.ids for b in batches]), counts
+    )
 
 
 class PointIndex:
@@ -199,7 +207,8 @@ class PointIndex:
         self.level = store.levels[0]
         self.pyramid = Pyramid.of(store)
         self._regions: Memo[dict[Cell, np.ndarray]] = Memo(
-            REGION_CACHE_BYTES, getsizeof=lambda d: sum(a.nbytes for a in d.values()) + 64 * len(d))
+            REGION_CACHE_BYTES, getsizeof=lambda d: sum(a.nbytes for a in d.values()) + 64 * len(d)
+        )
 
     @cached_property
     def offsets(self) -> np.ndarray:
@@ -224,15 +233,20 @@ class PointIndex:
 
     def draw_levels(self, region: Cell) -> dict[Cell, np.ndarray]:
         """Level-0 cell -> the level each of its points is drawn at (all cells of one region)."""
+
         def compute() -> dict[Cell, np.ndarray]:
             cells = self.region_cells[region]
             datas = [self.level.cell(c) for c in cells]
-            ids = np.concatenate([self.offsets[self.cell_index[c]] + 1 + np.arange(len(d.positions))
-                                  for c, d in zip(cells, datas)])
+            ids = np.concatenate(
+                [
+                    self.offsets[self.cell_index[c]] + 1 + np.arange(len(d.positions))
+                    for c, d in zip(cells, datas, strict=True)
+                ]
+            )
             owners = None if datas[0].owners is None else np.concatenate([d.owners for d in datas])
             drawn = self.pyramid.draw_levels(np.concatenate([d.positions for d in datas]), ids, owners)
             bounds = np.cumsum([0] + [len(d.positions) for d in datas])
-            return {c: drawn[a:b] for c, a, b in zip(cells, bounds[:-1], bounds[1:])}
+            return {c: drawn[a:b] for c, a, b in zip(cells, bounds[:-1], bounds[1:], strict=True)}
 
         if self.pyramid.depth == 1:
             return {c: np.zeros(self.level.count(c), np.int64) for c in self.region_cells[region]}

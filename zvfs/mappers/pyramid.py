@@ -13,6 +13,7 @@ level k is selected at every finer level too; it is drawn at the coarsest level 
 so each point appears at exactly one level and the levels drawn together down to level k show one
 point per level-k bin, as the ZVF level's metavertices do.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,24 +45,35 @@ class Pyramid:
 
     @classmethod
     @cache
-    def of(cls, store: ZVFStore, max_levels: int | None = None) -> "Pyramid":
+    def of(cls, store: ZVFStore, max_levels: int | None = None) -> Pyramid:
         """The store's pyramid (built once per open store)."""
         base = store.levels[0]
         levels, ratios = [base], [np.ones(len(base.chunk_shape), np.int64)]
         for level in store.levels[1:max_levels]:
             step = _whole_multiple(level.chunk_shape, levels[-1].chunk_shape)
-            why = ("is empty" if not level.cells else "has chunks that do not nest in the finer level's"
-                   if step is None else "has bins that do not divide its chunks"
-                   if _whole_multiple(level.chunk_shape, level.bin_shape) is None else "")
+            why = (
+                "is empty"
+                if not level.cells
+                else "has chunks that do not nest in the finer level's"
+                if step is None
+                else "has bins that do not divide its chunks"
+                if _whole_multiple(level.chunk_shape, level.bin_shape) is None
+                else ""
+            )
             if why:
-                log.warning("%s: pyramid level %d %s; level of detail stops at level %d",
-                            store.path, level.index, why, levels[-1].index)
+                log.warning(
+                    "%s: pyramid level %d %s; level of detail stops at level %d",
+                    store.path,
+                    level.index,
+                    why,
+                    levels[-1].index,
+                )
                 break
             levels.append(level)
             ratios.append(ratios[-1] * step)
         coarse = Grid.of(store, levels[-1])
         grids = []
-        for level, ratio in zip(levels, ratios):
+        for level, ratio in zip(levels, ratios, strict=True):
             origin = np.asarray(coarse.origin) * ratios[-1] // ratio
             shape = np.asarray(coarse.shape) * ratios[-1] // ratio
             grids.append(Grid(tuple(origin.tolist()), tuple(shape.tolist()), tuple(level.chunk_shape.tolist())))

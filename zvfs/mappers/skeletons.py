@@ -5,8 +5,10 @@ else object id + 1). Edges: skeletons use their [child, parent] tree (parent = p
 a stored fragment, overridden by explicit link records); graphs their explicit edges; polylines and
 streamlines join consecutive vertices (an unbranched skeleton). Every numeric per-vertex attribute
 becomes a float32 vertex attribute (the only type the client renders); more than 4 channels are
-split. ``transform`` maps store coordinates to nanometres (units and ``--transform``). ``segment_properties/`` lists every object.
+split. ``transform`` maps store coordinates to nanometres (units and ``--transform``).
+``segment_properties/`` lists every object.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -93,6 +95,7 @@ class SkeletonSource:
 
 def skeleton_dir(src: SkeletonSource) -> Dir:
     """``info``, ``segment_properties/info`` and one file per segment id."""
+
     def child(name: str) -> File | None:
         seg = parse_uint(name)
         oid = None if seg is None else src.object_of(seg)
