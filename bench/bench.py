@@ -7,6 +7,7 @@ in the same run. Run as root on a machine with FUSE and nginx: ``bench/run [--qu
 Stores and exports are built once into ``--cache-dir`` (default /tmp/zvfs-bench) and reused; the
 replays check that every mode returned the same bytes as the export, so a stale export shows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,14 +28,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's helpers, shared with the benchmark
 from support import free_port, listening  # noqa: E402
+
+from zvfs.encoders.meshes import Manifest  # noqa: E402
+
 BIN = Path(sys.executable).parent
 ZVFS = [str(BIN / "zvfs")] if (BIN / "zvfs").exists() else [sys.executable, "-m", "zvfs"]
 MAKE_SAMPLES = Path(os.environ.get("ZVFS_MAKE_SAMPLES", ROOT.parent / "shared" / "tools" / "make_samples.py"))
@@ -63,7 +67,7 @@ def table(headers: list[str], rows: list[list], align: str | None = None) -> Non
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     align = align or "l" + "r" * (len(headers) - 1)
     for k, r in enumerate(cells):
-        say("  " + "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)))
+        say("  " + "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align, strict=True)))
         if k == 0:
             say("  " + "  ".join("-" * w for w in widths))
 
@@ -83,34 +87,71 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 # -- machine -----------------------------------------------------------------------------------
 
+
 def machine() -> list[tuple[str, str]]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
-    osname = next((line.split("=", 1)[1].strip('"') for line in Path("/etc/os-release").read_text().splitlines()
-                   if line.startswith("PRETTY_NAME")), "?") if Path("/etc/os-release").exists() else "?"
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    osname = (
+        next(
+            (
+                line.split("=", 1)[1].strip('"')
+                for line in Path("/etc/os-release").read_text().splitlines()
+                if line.startswith("PRETTY_NAME")
+            ),
+            "?",
+        )
+        if Path("/etc/os-release").exists()
+        else "?"
+    )
     disk = subprocess.run(["df", "-hT", "/tmp"], capture_output=True, text=True).stdout.splitlines()[-1].split()
     versions = []
-    for dist in ("zvfs", "zarr-vectors", "zarr", "numpy", "mfusepy", "tornado", "DracoPy", "fast-simplification",
-                 "cachetools"):
-        try:
+    for dist in (
+        "zvfs",
+        "zarr-vectors",
+        "zarr",
+        "numpy",
+        "mfusepy",
+        "tornado",
+        "DracoPy",
+        "fast-simplification",
+        "cachetools",
+    ):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions.append(f"{dist} {importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            pass
     nginx = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip().split("/")[-1]
-    fuse = subprocess.run(["sh", "-c", "fusermount3 -V 2>&1 || fusermount -V 2>&1"], capture_output=True,
-                          text=True).stdout.strip().splitlines()[0]
-    git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
-                         text=True).stdout.strip()
-    return [("CPU", f"{cpu}, {os.cpu_count()} cores"), ("RAM", f"{mem / 2**20:.1f} GiB"),
-            ("kernel", f"{platform.release()} ({osname})"), ("disk (/tmp)", f"{disk[1]} on {disk[0]}"),
-            ("python", platform.python_version()), ("packages", ", ".join(versions)),
-            ("nginx", nginx), ("fuse", fuse), ("zvfs tree", f"{ROOT} @ {git}"),
-            ("date", time.strftime("%Y-%m-%d %H:%M:%S %Z"))]
+    fuse = (
+        subprocess.run(["sh", "-c", "fusermount3 -V 2>&1 || fusermount -V 2>&1"], capture_output=True, text=True)
+        .stdout.strip()
+        .splitlines()[0]
+    )
+    git = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+    ).stdout.strip()
+    return [
+        ("CPU", f"{cpu}, {os.cpu_count()} cores"),
+        ("RAM", f"{mem / 2**20:.1f} GiB"),
+        ("kernel", f"{platform.release()} ({osname})"),
+        ("disk (/tmp)", f"{disk[1]} on {disk[0]}"),
+        ("python", platform.python_version()),
+        ("packages", ", ".join(versions)),
+        ("nginx", nginx),
+        ("fuse", fuse),
+        ("zvfs tree", f"{ROOT} @ {git}"),
+        ("date", time.strftime("%Y-%m-%d %H:%M:%S %Z")),
+    ]
 
 
 # -- stores ------------------------------------------------------------------------------------
+
 
 @dataclass
 class Store:
@@ -129,39 +170,64 @@ def stores(cache: Path, quick: bool, only: set[str]) -> list[Store]:
     summary_path = cache / "samples.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     wanted = {"points": "point_cloud", "streamlines": "streamline", "skeletons": "skeleton"}
-    missing = [kind for name, kind in wanted.items()
-               if name in only and not (kind + sfx in summary and (cache / f"{kind}{sfx}.zarrvectors").is_dir())]
+    missing = [
+        kind
+        for name, kind in wanted.items()
+        if name in only and not (kind + sfx in summary and (cache / f"{kind}{sfx}.zarrvectors").is_dir())
+    ]
     if missing:
         if not MAKE_SAMPLES.exists():
             sys.exit(f"bench: {MAKE_SAMPLES} not found (set ZVFS_MAKE_SAMPLES to shared/tools/make_samples.py)")
-        run([sys.executable, str(MAKE_SAMPLES), str(cache), *([] if quick else ["--large"]),
-             "--only", ",".join(missing), "--no-validate"], stdout=sys.stderr)
+        run(
+            [
+                sys.executable,
+                str(MAKE_SAMPLES),
+                str(cache),
+                *([] if quick else ["--large"]),
+                "--only",
+                ",".join(missing),
+                "--no-validate",
+            ],
+            stdout=sys.stderr,
+        )
         summary = json.loads(summary_path.read_text())
     mesh = cache / f"mesh{sfx}.zarrvectors"
     mesh_args = ["--meshes", "10", "--resolution", "20", "--cell", "250"] if quick else []
     stamp = mesh.with_suffix(".built.json")
     if "meshes" in only and not (stamp.exists() and mesh.is_dir()):
-        out = run([sys.executable, str(BENCH / "build_mesh.py"), str(mesh), *mesh_args],
-                  capture_output=True, text=True).stdout
+        out = run(
+            [sys.executable, str(BENCH / "build_mesh.py"), str(mesh), *mesh_args], capture_output=True, text=True
+        ).stdout
         stamp.write_text(out)
 
     def describe(kind: str) -> str:
         levels = summary[kind + sfx]["levels"]
-        return (f"{levels[0]['vertex_count']:,} vertices, {levels[0]['objects_present']:,} objects, "
-                f"{len(levels)} levels, chunk {levels[0]['chunk_shape'][0]:g}")
+        return (
+            f"{levels[0]['vertex_count']:,} vertices, {levels[0]['objects_present']:,} objects, "
+            f"{len(levels)} levels, chunk {levels[0]['chunk_shape'][0]:g}"
+        )
 
     out = []
     if "points" in only:
         out.append(Store("points", cache / f"point_cloud{sfx}.zarrvectors", "point_cloud: " + describe("point_cloud")))
     if "streamlines" in only:
-        out.append(Store("streamlines", cache / f"streamline{sfx}.zarrvectors", "streamline: " + describe("streamline")))
+        out.append(
+            Store("streamlines", cache / f"streamline{sfx}.zarrvectors", "streamline: " + describe("streamline"))
+        )
     if "meshes" in only:
         built = json.loads(stamp.read_text().strip().splitlines()[-1])
-        out.append(Store("meshes", mesh, f"mesh: {built['meshes']} meshes x {built['vertices_per_mesh']:,} vertices "
-                                         f"/ {built['triangles_per_mesh']:,} triangles, 3 levels, chunk {built['cell']:g}"))
+        out.append(
+            Store(
+                "meshes",
+                mesh,
+                f"mesh: {built['meshes']} meshes x {built['vertices_per_mesh']:,} vertices "
+                f"/ {built['triangles_per_mesh']:,} triangles, 3 levels, chunk {built['cell']:g}",
+            )
+        )
     if "skeletons" in only:
-        out.append(Store("skeletons", cache / f"skeleton{sfx}.zarrvectors", "skeleton: " + describe("skeleton"),
-                         replay=False))
+        out.append(
+            Store("skeletons", cache / f"skeleton{sfx}.zarrvectors", "skeleton: " + describe("skeleton"), replay=False)
+        )
     return out
 
 
@@ -196,8 +262,9 @@ def ensure_export(store: Store, cache: Path, reexport: bool) -> None:
         cmd = [*ZVFS, "export", str(store.path), str(partial), "--no-progress"]
         timing = timed_export(cmd, partial)
         partial.rename(out)
-        record.write_text(json.dumps({**timing, "command": shlex.join(cmd),
-                                      "when": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        record.write_text(
+            json.dumps({**timing, "command": shlex.join(cmd), "when": time.strftime("%Y-%m-%d %H:%M:%S")})
+        )
         fresh = True
     else:
         fresh = False
@@ -206,6 +273,7 @@ def ensure_export(store: Store, cache: Path, reexport: bool) -> None:
 
 
 # -- processes ---------------------------------------------------------------------------------
+
 
 def drop_caches() -> bool:
     """Write back and drop the page cache, dentries and inodes (root only)."""
@@ -246,8 +314,12 @@ def nginx(root: Path, work: Path) -> Iterator[int]:
     port = free_port()
     conf = prefix / "nginx.conf"
     conf.write_text(nginx_config(root, port, prefix))
-    proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [NGINX, "-p", str(prefix), "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: listening(port), proc, f"nginx ({prefix / 'error.log'})")
         yield port
@@ -306,6 +378,7 @@ def proc_status(pid: int) -> dict[str, int]:
 
 # -- the session -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Request:
     category: str
@@ -317,7 +390,7 @@ def _spatial_cells(info: dict, level: dict, lo, hi) -> list[tuple[int, ...]]:
     """Cells of a spatial level intersecting the box [lo, hi)."""
     lower = info["lower_bound"]
     ranges = []
-    for d, (a, b) in enumerate(zip(lo, hi)):
+    for d, (a, b) in enumerate(zip(lo, hi, strict=True)):
         size, n = level["chunk_size"][d], level["grid_shape"][d]
         first = max(0, int((a - lower[d]) // size))
         last = min(n - 1, int(-(-(b - lower[d]) // size)) - 1)
@@ -333,18 +406,25 @@ def annotation_session(root: Path, layer: str, rng: random.Random) -> list[Reque
     spatial = info["spatial"]
     reqs = [Request("info", f"{layer}/info")]
     coarse = spatial[0]
-    reqs += [Request("spatial0", f"{layer}/{coarse['key']}/{'_'.join(map(str, c))}")
-             for c in itertools.product(*map(range, coarse["grid_shape"]))]
+    reqs += [
+        Request("spatial0", f"{layer}/{coarse['key']}/{'_'.join(map(str, c))}")
+        for c in itertools.product(*map(range, coarse["grid_shape"]))
+    ]
     # zoom: a box of 3x3x3 finest chunks centred on a non-empty cell of the finest non-empty level
     finest = next((lv for lv in reversed(spatial) if any((root / layer / lv["key"]).iterdir())), coarse)
     centre = [int(x) for x in rng.choice(sorted(p.name for p in (root / layer / finest["key"]).iterdir())).split("_")]
     size = finest["chunk_size"]
     mid = [info["lower_bound"][d] + (centre[d] + 0.5) * size[d] for d in range(len(size))]
-    lo, hi = [m - 1.5 * s for m, s in zip(mid, size)], [m + 1.5 * s for m, s in zip(mid, size)]
+    lo, hi = (
+        [m - 1.5 * s for m, s in zip(mid, size, strict=True)],
+        [m + 1.5 * s for m, s in zip(mid, size, strict=True)],
+    )
     zoomed = []
     for k, level in enumerate(spatial[1:], start=1):
-        zoomed += [Request(f"spatial{k}", f"{layer}/{level['key']}/{'_'.join(map(str, c))}")
-                   for c in _spatial_cells(info, level, lo, hi)]
+        zoomed += [
+            Request(f"spatial{k}", f"{layer}/{level['key']}/{'_'.join(map(str, c))}")
+            for c in _spatial_cells(info, level, lo, hi)
+        ]
     reqs += zoomed
     ids: set[int] = set()
     for r in zoomed or reqs[1:]:  # a multiple-annotation file ends with the ids of its annotations
@@ -352,11 +432,11 @@ def annotation_session(root: Path, layer: str, rng: random.Random) -> list[Reque
         if f.exists():
             data = f.read_bytes()
             count = int.from_bytes(data[:8], "little")
-            tail = data[len(data) - 8 * count:]
-            ids.update(int.from_bytes(tail[i:i + 8], "little") for i in range(0, len(tail), 8))
+            tail = data[len(data) - 8 * count :]
+            ids.update(int.from_bytes(tail[i : i + 8], "little") for i in range(0, len(tail), 8))
     reqs += [Request("by_id", f"{layer}/by_id/{i}") for i in rng.sample(sorted(ids), min(10, len(ids)))]
     for rel in info.get("relationships", []):
-        segs = sorted((int(p.name) for p in (root / layer / rel["key"]).iterdir()))
+        segs = sorted(int(p.name) for p in (root / layer / rel["key"]).iterdir())
         reqs += [Request("rel", f"{layer}/{rel['key']}/{s}") for s in rng.sample(segs, min(5, len(segs)))]
     return reqs
 
@@ -373,27 +453,6 @@ def skeleton_session(root: Path, layer: str, rng: random.Random) -> list[Request
     return reqs + [Request("skeleton", f"{layer}/{s}") for s in rng.sample(ids, min(10, len(ids)))]
 
 
-def mesh_fragments(manifest: bytes) -> list[list[tuple[int, int]]]:
-    """Per LOD, the (offset, size) in the data file of each fragment (multilod_draco manifest)."""
-    import numpy as np
-
-    num_lods = int(np.frombuffer(manifest, "<u4", 1, 24)[0])
-    pos = 28 + 4 * num_lods + 12 * num_lods
-    counts = np.frombuffer(manifest, "<u4", num_lods, pos).tolist()
-    pos += 4 * num_lods
-    offset, out = 0, []
-    for n in counts:
-        pos += 12 * n
-        sizes = np.frombuffer(manifest, "<u4", n, pos).tolist()
-        pos += 4 * n
-        lod = []
-        for s in sizes:
-            lod.append((offset, s))
-            offset += s
-        out.append(lod)
-    return out
-
-
 def mesh_session(root: Path, layer: str, rng: random.Random) -> list[Request]:
     """info, segment properties, then per selected segment its manifest and Range requests for its
     non-empty fragments, coarsest LOD first (as the client refines)."""
@@ -401,8 +460,10 @@ def mesh_session(root: Path, layer: str, rng: random.Random) -> list[Request]:
     ids = segment_ids(root, layer)
     for s in rng.sample(ids, min(8, len(ids))):
         reqs.append(Request("mesh index", f"{layer}/{s}.index"))
-        for lod in reversed(mesh_fragments((root / layer / f"{s}.index").read_bytes())):
-            reqs += [Request("mesh fragment", f"{layer}/{s}", (o, o + n - 1)) for o, n in lod if n]
+        fragments = Manifest.decode((root / layer / f"{s}.index").read_bytes()).fragments()
+        for _, _, o, n in sorted(fragments, key=lambda f: -f[0]):  # coarsest LOD first, stable within one
+            if n:
+                reqs.append(Request("mesh fragment", f"{layer}/{s}", (o, o + n - 1)))
     return reqs
 
 
@@ -480,34 +541,49 @@ def p95(xs: list[float]) -> float:
 
 def profile_cmd(pid: int, out: Path) -> list[str] | None:
     spy = shutil.which("py-spy", path=str(BIN)) or shutil.which("py-spy")
-    return None if spy is None else [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
-                                     "--output", str(out), "--nonblocking", "--gil"]
+    return (
+        None
+        if spy is None
+        else [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "250",
+            "--output",
+            str(out),
+            "--nonblocking",
+            "--gil",
+        ]
+    )
 
 
 def profile_store(store: Store, reqs: list[Request], work: Path) -> dict[str, Path]:
     """py-spy (--gil: Python work) on a fresh, unmeasured mount: one cold pass, then warm passes for ~10 s."""
     out: dict[str, Path] = {}
     mp = work / "mnt" / store.name
-    with mount(store.path, mp, CACHE_LIMITS[-1], work / f"mount-{store.name}.log") as daemon:
-        with nginx(mp, work) as port:
-            for phase in ("cold", "warm"):
-                path = work / f"profile-{store.name}-{phase}.txt"
-                cmd = profile_cmd(daemon.pid, path)
-                if cmd is None:
-                    note("py-spy not found: no profile (pip install py-spy into .venv)")
-                    return out
-                if phase == "cold":
-                    drop_caches()
-                else:
-                    replay(port, reqs, "profile warm-up")
-                spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(1.5)
-                t0 = time.perf_counter()
+    with mount(store.path, mp, CACHE_LIMITS[-1], work / f"mount-{store.name}.log") as daemon, nginx(mp, work) as port:
+        for phase in ("cold", "warm"):
+            path = work / f"profile-{store.name}-{phase}.txt"
+            cmd = profile_cmd(daemon.pid, path)
+            if cmd is None:
+                note("py-spy not found: no profile (pip install py-spy into .venv)")
+                return out
+            if phase == "cold":
+                drop_caches()
+            else:
+                replay(port, reqs, "profile warm-up")
+            spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.5)
+            t0 = time.perf_counter()
+            replay(port, reqs, f"profile {phase}")
+            while phase == "warm" and time.perf_counter() - t0 < 10:
                 replay(port, reqs, f"profile {phase}")
-                while phase == "warm" and time.perf_counter() - t0 < 10:
-                    replay(port, reqs, f"profile {phase}")
-                stop(spy, signal.SIGINT)
-                out[phase] = path
+            stop(spy, signal.SIGINT)
+            out[phase] = path
     return out
 
 
@@ -553,17 +629,31 @@ def report_replay(store: Store, res: dict) -> None:
     for i, r in enumerate(reqs):
         cats.setdefault(r.category, []).append(i)
     say(f"### {store.name}: {store.what}")
-    say(f"session: {len(reqs)} requests, {base.nbytes / MiB:.1f} MiB: "
+    say(
+        f"session: {len(reqs)} requests, {base.nbytes / MiB:.1f} MiB: "
         + ", ".join(f"{len(ix)} {c}" for c, ix in cats.items())
-        + f"; baseline statuses: " + ", ".join(f"{s}x{base.statuses.count(s)}" for s in sorted(set(base.statuses))))
+        + "; baseline statuses: "
+        + ", ".join(f"{s}x{base.statuses.count(s)}" for s in sorted(set(base.statuses)))
+    )
     rows = []
     for p in passes:
         med, q95 = statistics.median(p.seconds), p95(p.seconds)
-        same = sum(s == t and (a == b or s >= 300)  # error bodies are each server's own
-                   for a, b, s, t in zip(p.digests, base.digests, p.statuses, base.statuses))
-        rows.append([p.mode, ms(med), ms(q95), f"{p.total:.3f}", ratio(med, statistics.median(base.seconds)),
-                     ratio(q95, p95(base.seconds)), ratio(p.total, base.total),
-                     "yes" if same == len(reqs) else f"NO ({len(reqs) - same} differ)"])
+        same = sum(
+            s == t and (a == b or s >= 300)  # error bodies are each server's own
+            for a, b, s, t in zip(p.digests, base.digests, p.statuses, base.statuses, strict=True)
+        )
+        rows.append(
+            [
+                p.mode,
+                ms(med),
+                ms(q95),
+                f"{p.total:.3f}",
+                ratio(med, statistics.median(base.seconds)),
+                ratio(q95, p95(base.seconds)),
+                ratio(p.total, base.total),
+                "yes" if same == len(reqs) else f"NO ({len(reqs) - same} differ)",
+            ]
+        )
     table(["mode", "median ms", "p95 ms", "session s", "x median", "x p95", "x session", "same as (a)"], rows)
     say("median ms per request kind:")
     rows = [[p.mode] + [ms(statistics.median([p.seconds[i] for i in ix])) for ix in cats.values()] for p in passes]
@@ -575,10 +665,11 @@ def report_replay(store: Store, res: dict) -> None:
 
 # -- zarr-vectors' own chunk reads ------------------------------------------------------------
 
+
 def cell_ids(data: bytes) -> list[int]:
     """Annotation ids of a spatial cell file (spec: uint64 count, records, then count uint64 ids)."""
     count = int.from_bytes(data[:8], "little")
-    return [int.from_bytes(data[len(data) - 8 * (count - k):][:8], "little") for k in range(count)]
+    return [int.from_bytes(data[len(data) - 8 * (count - k) :][:8], "little") for k in range(count)]
 
 
 def zv_cells(reqs: list[Request], passes: list[Pass], export: Path) -> list[dict]:
@@ -594,10 +685,17 @@ def zv_cells(reqs: list[Request], passes: list[Pass], export: Path) -> list[dict
         if len(parts) != 3 or parts[1] not in spatial or base.statuses[i] != 200:
             continue
         k, lv = spatial[parts[1]]
-        origin = [round(lo / s) for lo, s in zip(info["lower_bound"], lv["chunk_size"])]
-        cell = [int(c) + o for c, o in zip(parts[2].split("_"), origin)]
-        out.append({"index": i, "spatial": parts[1], "level": len(spatial) - 1 - k, "cell": cell,
-                    **({"objects": [a - 1 for a in cell_ids((export / r.path).read_bytes())]} if items else {})})
+        origin = [round(lo / s) for lo, s in zip(info["lower_bound"], lv["chunk_size"], strict=True)]
+        cell = [int(c) + o for c, o in zip(parts[2].split("_"), origin, strict=True)]
+        out.append(
+            {
+                "index": i,
+                "spatial": parts[1],
+                "level": len(spatial) - 1 - k,
+                "cell": cell,
+                **({"objects": [a - 1 for a in cell_ids((export / r.path).read_bytes())]} if items else {}),
+            }
+        )
     return out
 
 
@@ -617,8 +715,11 @@ def zv_read_cells(store: str, cells_json: str) -> None:
         level = 0 if "objects" in c else c["level"]
         if level not in levels:
             lv = ds.level(level)
-            levels[level] = (lv.store, sorted(lv.attribute_names("vertex")),
-                             "object_id" in lv.attribute_names("fragment"))
+            levels[level] = (
+                lv.store,
+                sorted(lv.attribute_names("vertex")),
+                "object_id" in lv.attribute_names("fragment"),
+            )
         if "objects" in c:
             manifests = zb.read_object_manifests(levels[0][0], ids=c["objects"])
             c["chunks"] = sorted({tuple(cell) for m in manifests.values() for cell, _ in m})
@@ -650,8 +751,12 @@ def chunk_comparison(store: Store, res: dict, work: Path) -> dict | None:
     path = work / f"cells-{store.name}.json"
     path.write_text(json.dumps(cells))
     drop_caches()
-    out = subprocess.run([sys.executable, __file__, "_zv_read_cells", str(store.path), str(path)],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "_zv_read_cells", str(store.path), str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     zv_times = json.loads(out.strip().splitlines()[-1])
     return {"cells": cells, **zv_times}
 
@@ -664,8 +769,10 @@ def report_chunks(store: Store, res: dict, cmp: dict) -> dict:
     by_level["all spatial cells"] = list(range(len(cells)))
     colds = [p for p in res["passes"] if p.mode.startswith("(b)") and p.mode.endswith("cold")]
     items = "objects" in cells[0]
-    say(f"### {store.name}: cold chunk latency, mount vs zarr-vectors' own per-chunk read"
-        + (" of the level-0 chunks holding the polylines each cell lists" if items else ""))
+    say(
+        f"### {store.name}: cold chunk latency, mount vs zarr-vectors' own per-chunk read"
+        + (" of the level-0 chunks holding the polylines each cell lists" if items else "")
+    )
     rows, verdict = [], {}
     for name, ks in by_level.items():
         zv_cold = statistics.median([cmp["cold"][k] for k in ks])
@@ -683,13 +790,18 @@ def report_chunks(store: Store, res: dict, cmp: dict) -> dict:
         heads += [f"mount {limit} cold ms", "ratio"]
     table(heads, rows)
     info_i = next(i for i, r in enumerate(res["requests"]) if r.category == "info")
-    say("cold `" + res["requests"][info_i].path + "` (the first request; it sizes the spatial index): "
-        + ", ".join(f"{p.mode}: {ms(p.seconds[info_i])} ms" for p in res["passes"] if p.mode.endswith("cold")))
+    say(
+        "cold `"
+        + res["requests"][info_i].path
+        + "` (the first request; it sizes the spatial index): "
+        + ", ".join(f"{p.mode}: {ms(p.seconds[info_i])} ms" for p in res["passes"] if p.mode.endswith("cold"))
+    )
     say()
     return verdict
 
 
 # -- stat storm --------------------------------------------------------------------------------
+
 
 def walk_check(store: str, root: str) -> None:
     """(subprocess) Walk the virtual tree twice with ``stat``; print files, encodes, times (JSON)."""
@@ -705,8 +817,9 @@ def walk_check(store: str, root: str) -> None:
             tree.stat(path)
             dirs += is_dir
             files += not is_dir
-        out["walks"].append({"files": files, "dirs": dirs, "seconds": time.perf_counter() - t0,
-                             "encodes": tree.encodes})
+        out["walks"].append(
+            {"files": files, "dirs": dirs, "seconds": time.perf_counter() - t0, "encodes": tree.encodes}
+        )
     print(json.dumps(out))
 
 
@@ -717,8 +830,10 @@ def stat_storm(store: Store, work: Path, root: str) -> None:
     with mount(store.path, mp, "512M", work / f"mount-{store.name}.log"):
         drop_caches()
         rows = []
-        for label, shell in [("ls -lR (fresh mount)", f"ls -lR {shlex.quote(str(target))} | grep -c '^[-d]'"),
-                             ("find -size +0 (then)", f"find {shlex.quote(str(target))} -size +0 | wc -l")]:
+        for label, shell in [
+            ("ls -lR (fresh mount)", f"ls -lR {shlex.quote(str(target))} | grep -c '^[-d]'"),
+            ("find -size +0 (then)", f"find {shlex.quote(str(target))} -size +0 | wc -l"),
+        ]:
             note("$ " + shell)
             t0 = time.perf_counter()
             n = int(subprocess.run(["bash", "-c", shell], capture_output=True, text=True).stdout.strip() or 0)
@@ -726,20 +841,24 @@ def stat_storm(store: Store, work: Path, root: str) -> None:
             rows.append([label, f"{n:,}", f"{dt:.1f}", f"{n / dt:,.0f}"])
     table(["command", "entries", "seconds", "stats/s"], rows)
     note("in-process double walk")
-    out = subprocess.run([sys.executable, __file__, "_walk_check", str(store.path), root],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "_walk_check", str(store.path), root], check=True, capture_output=True, text=True
+    ).stdout
     res = json.loads(out.strip().splitlines()[-1])
     w1, w2 = res["walks"]
     ok = w2["encodes"] == w1["encodes"] and w1["encodes"] <= w1["files"]
-    say(f"in-process (zvfs.source.open_virtual_tree, zvfs.frontends.export.walk + stat, twice over "
+    say(
+        f"in-process (zvfs.source.open_virtual_tree, zvfs.frontends.export.walk + stat, twice over "
         f"/{root}): {w1['files']:,} files, {w1['dirs']:,} dirs; walk 1 {w1['seconds']:.1f} s "
         f"({(w1['files'] + w1['dirs']) / w1['seconds']:,.0f} stats/s), walk 2 {w2['seconds']:.1f} s; "
         f"tree.encodes {w1['encodes']} after walk 1, {w2['encodes']} after walk 2 -> "
-        + ("OK: nothing encoded twice, encodes <= files" if ok else "FAIL: files were encoded again"))
+        + ("OK: nothing encoded twice, encodes <= files" if ok else "FAIL: files were encoded again")
+    )
     say()
 
 
 # -- export ------------------------------------------------------------------------------------
+
 
 def zvtools(cache: Path) -> Path | None:
     """zvtools (zarr-vectors-tools[precomputed]) in a venv of its own (it must not change ours)."""
@@ -749,8 +868,12 @@ def zvtools(cache: Path) -> Path | None:
         return exe
     try:
         run([sys.executable, "-m", "venv", str(venv)], stdout=subprocess.DEVNULL)
-        run([str(venv / "bin" / "pip"), "install", "-q", "zarr-vectors-tools[precomputed]"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+        run(
+            [str(venv / "bin" / "pip"), "install", "-q", "zarr-vectors-tools[precomputed]"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=300,
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         note(f"zvtools not installed: {exc}")
         return None
@@ -762,9 +885,18 @@ def report_exports(all_stores: list[Store], cache: Path, use_zvtools: bool) -> N
     rows = []
     for s in all_stores:
         r = s.export_record
-        rows.append([s.name, "zvfs export", f"{r['files']:,}", f"{r['bytes'] / MiB:,.1f}", f"{r['seconds']:.1f}",
-                     f"{r['files'] / r['seconds']:,.0f}", f"{r['bytes'] / MiB / r['seconds']:.2f}",
-                     "this run" if r["fresh"] else f"cached, {r['when']}"])
+        rows.append(
+            [
+                s.name,
+                "zvfs export",
+                f"{r['files']:,}",
+                f"{r['bytes'] / MiB:,.1f}",
+                f"{r['seconds']:.1f}",
+                f"{r['files'] / r['seconds']:,.0f}",
+                f"{r['bytes'] / MiB / r['seconds']:.2f}",
+                "this run" if r["fresh"] else f"cached, {r['when']}",
+            ]
+        )
     exe = zvtools(cache) if use_zvtools else None
     if exe is not None:
         version = subprocess.run([str(exe), "--version"], capture_output=True, text=True).stdout.strip()
@@ -781,17 +913,39 @@ def report_exports(all_stores: list[Store], cache: Path, use_zvtools: bool) -> N
             dt = time.perf_counter() - t0
             note("$ " + shlex.join(cmd))
             if ok.returncode:
-                rows.append([s.name, "zvtools convert", "failed", "", f"{dt:.1f}", "", "",
-                             ok.stderr.strip().splitlines()[-1][:60]])
+                rows.append(
+                    [
+                        s.name,
+                        "zvtools convert",
+                        "failed",
+                        "",
+                        f"{dt:.1f}",
+                        "",
+                        "",
+                        ok.stderr.strip().splitlines()[-1][:60],
+                    ]
+                )
                 continue
             files, size = tree_size(out)
-            rows.append([s.name, "zvtools convert", f"{files:,}", f"{size / MiB:,.1f}", f"{dt:.1f}",
-                         f"{files / dt:,.0f}", f"{size / MiB / dt:.2f}", "this run"])
+            rows.append(
+                [
+                    s.name,
+                    "zvtools convert",
+                    f"{files:,}",
+                    f"{size / MiB:,.1f}",
+                    f"{dt:.1f}",
+                    f"{files / dt:,.0f}",
+                    f"{size / MiB / dt:.2f}",
+                    "this run",
+                ]
+            )
     table(["store", "tool", "files", "MiB", "seconds", "files/s", "MiB/s", "measured"], rows)
     if exe is not None:
-        say(f"zvtools: {version}; `zvtools convert STORE OUT --format precomputed` (skeleton, graph and mesh "
+        say(
+            f"zvtools: {version}; `zvtools convert STORE OUT --format precomputed` (skeleton, graph and mesh "
             "stores only; meshes as single-resolution legacy meshes, level 0 only), while zvfs export writes "
-            "every layer and pinned level (multi-resolution Draco + legacy meshes, levels/N/).")
+            "every layer and pinned level (multi-resolution Draco + legacy meshes, levels/N/)."
+        )
     elif use_zvtools:
         say("zvtools: `pip install zarr-vectors-tools[precomputed]` did not work here; no comparison.")
     say()
@@ -811,8 +965,10 @@ def dask_export(store: Store, cache: Path, workers: int) -> dict:
 
 
 def report_scaling(all_stores: list[Store], cache: Path, names: set[str]) -> None:
-    say("### export scaling: `zvfs export --dask` on a LocalCluster of 1 and 2 worker processes "
-        "(1 thread each; the client walks the tree, workers encode and write)")
+    say(
+        "### export scaling: `zvfs export --dask` on a LocalCluster of 1 and 2 worker processes "
+        "(1 thread each; the client walks the tree, workers encode and write)"
+    )
     rows = []
     for s in all_stores:
         if s.name not in names:
@@ -821,14 +977,24 @@ def report_scaling(all_stores: list[Store], cache: Path, names: set[str]) -> Non
         ref = s.export_record
         for n, r in runs.items():
             same = (r["files"], r["bytes"]) == (ref["files"], ref["bytes"])
-            rows.append([s.name, n, f"{r['files']:,}", f"{r['seconds']:.1f}", f"{r['files'] / r['seconds']:,.0f}",
-                         f"{r['bytes'] / MiB / r['seconds']:.2f}", f"{runs[1]['seconds'] / r['seconds']:.2f}",
-                         "yes" if same else "NO"])
+            rows.append(
+                [
+                    s.name,
+                    n,
+                    f"{r['files']:,}",
+                    f"{r['seconds']:.1f}",
+                    f"{r['files'] / r['seconds']:,.0f}",
+                    f"{r['bytes'] / MiB / r['seconds']:.2f}",
+                    f"{runs[1]['seconds'] / r['seconds']:.2f}",
+                    "yes" if same else "NO",
+                ]
+            )
     table(["store", "workers", "files", "seconds", "files/s", "MiB/s", "speed-up", "same files and bytes"], rows)
     say()
 
 
 # -- memory ------------------------------------------------------------------------------------
+
 
 def report_rss(results: dict[str, dict]) -> list[str]:
     say("### peak RSS of the mount daemon (`zvfs mount -f`, /proc/PID/status) during the replay")
@@ -845,13 +1011,36 @@ def report_rss(results: dict[str, dict]) -> list[str]:
             ok = hwm <= cap + idle + FIXED_CACHES
             if not ok:
                 problems.append(f"{name} {limit}")
-            rows.append([name, limit, f"{idle / MiB:.0f}", f"{hwm / MiB:.0f}", f"{rss / MiB:.0f}",
-                         f"{growth / MiB:.0f}", f"{served / MiB:.1f}", "yes" if ok else "NO"])
-    table(["store", "--cache-size", "idle RSS MiB", "peak (VmHWM) MiB", "RSS after MiB", "peak - idle MiB",
-           "bytes served MiB", "peak <= limit + idle + fixed"], rows)
-    say(f"--cache-size bounds encoded files (3/4) and decoded ZVF chunks (1/4); fixed = zvfs's other bounded "
+            rows.append(
+                [
+                    name,
+                    limit,
+                    f"{idle / MiB:.0f}",
+                    f"{hwm / MiB:.0f}",
+                    f"{rss / MiB:.0f}",
+                    f"{growth / MiB:.0f}",
+                    f"{served / MiB:.1f}",
+                    "yes" if ok else "NO",
+                ]
+            )
+    table(
+        [
+            "store",
+            "--cache-size",
+            "idle RSS MiB",
+            "peak (VmHWM) MiB",
+            "RSS after MiB",
+            "peak - idle MiB",
+            "bytes served MiB",
+            "peak <= limit + idle + fixed",
+        ],
+        rows,
+    )
+    say(
+        f"--cache-size bounds encoded files (3/4) and decoded ZVF chunks (1/4); fixed = zvfs's other bounded "
         f"caches, {FIXED_CACHES / MiB:.0f} MiB (fragment tables 32 MiB per level for 3 levels, point regions "
-        "32 MiB, encoded meshes 128 MiB).")
+        "32 MiB, encoded meshes 128 MiB)."
+    )
     say()
     return problems
 
@@ -864,6 +1053,7 @@ def parse_size(text: str) -> int:
 
 
 # -- profile -----------------------------------------------------------------------------------
+
 
 def report_profile(path: Path, top: int = 12) -> None:
     """Summarise py-spy raw (collapsed) stacks: samples per zvfs/zarr-vectors/other frame."""
@@ -885,8 +1075,10 @@ def report_profile(path: Path, top: int = 12) -> None:
                 inclusive[f] = inclusive.get(f, 0) + n
     if not total:
         return
-    say(f"py-spy --gil ({path.name}, {total} samples holding the GIL, 250 Hz): busiest zvfs / zarr-vectors frames "
-        "(inclusive)")
+    say(
+        f"py-spy --gil ({path.name}, {total} samples holding the GIL, 250 Hz): busiest zvfs / zarr-vectors frames "
+        "(inclusive)"
+    )
     for f, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
         say(f"  {100 * n / total:5.1f}%  {f}")
     say("  leaf frames:")
@@ -896,20 +1088,33 @@ def report_profile(path: Path, top: int = 12) -> None:
 
 # -- main --------------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="bench/run", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="small stores (seconds to build), for a fast check")
     ap.add_argument("--cache-dir", default="/tmp/zvfs-bench", help="stores, exports, mounts (default /tmp/zvfs-bench)")
-    ap.add_argument("--only", default="points,streamlines,meshes,skeletons",
-                    help="stores to run (default points,streamlines,meshes,skeletons; skeletons: export only)")
+    ap.add_argument(
+        "--only",
+        default="points,streamlines,meshes,skeletons",
+        help="stores to run (default points,streamlines,meshes,skeletons; skeletons: export only)",
+    )
     ap.add_argument("--reexport", action="store_true", help="export again even if a previous run's export exists")
-    ap.add_argument("--storm-root", default="", metavar="PATH",
-                    help="stat storm under this tree path only (default: the whole tree)")
+    ap.add_argument(
+        "--storm-root",
+        default="",
+        metavar="PATH",
+        help="stat storm under this tree path only (default: the whole tree)",
+    )
     ap.add_argument("--no-storm", action="store_true", help="skip the stat storm")
     ap.add_argument("--no-zvtools", action="store_true", help="skip the zvtools comparison")
-    ap.add_argument("--scaling", default="points,streamlines,meshes,skeletons", metavar="STORES",
-                    help="stores whose export is timed again with 1 and 2 Dask workers ('' for none)")
+    ap.add_argument(
+        "--scaling",
+        default="points,streamlines,meshes,skeletons",
+        metavar="STORES",
+        help="stores whose export is timed again with 1 and 2 Dask workers ('' for none)",
+    )
     ap.add_argument("--profile", action="store_true", help="py-spy the daemon during the 2G mount passes")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -939,7 +1144,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold:     sync; echo 3 > /proc/sys/vm/drop_caches   (after the server/mount is up, before the cold pass)",
         "replay:   one keep-alive HTTP/1.1 connection, requests in sequence; latency = request sent to last "
         "body byte read",
-        f"storm:    ls -lR MP | grep -c '^[-d]'; find MP -size +0 | wc -l   (fresh mount, 512M)",
+        "storm:    ls -lR MP | grep -c '^[-d]'; find MP -size +0 | wc -l   (fresh mount, 512M)",
     ]:
         say("  " + line)
     say()
@@ -993,14 +1198,24 @@ def main(argv: list[str] | None = None) -> int:
         for p in passes:
             if p.mode.startswith("(b)") and p.mode.endswith("warm"):
                 m, t = statistics.median(p.seconds) / bm, p.total / bt
-                say(f"  {name}: {p.mode}: median x{m:.2f}, session x{t:.2f} the baseline -> "
-                    + ("met (<= 1.5x)" if max(m, t) <= 1.5 else "MISSED (target <= 1.5x)"))
+                say(
+                    f"  {name}: {p.mode}: median x{m:.2f}, session x{t:.2f} the baseline -> "
+                    + ("met (<= 1.5x)" if max(m, t) <= 1.5 else "MISSED (target <= 1.5x)")
+                )
     for name, v in verdicts.items():
         for mode, r in v.items():
-            say(f"  {name}: {mode}: median spatial-cell latency x{r:.2f} zarr-vectors' cold read of the chunks it needs -> "
-                + ("met (<= 2x)" if r <= 2 else "MISSED (target <= 2x)"))
-    say("  memory: " + ("peak RSS within limit + idle + fixed caches for every store and limit" if not rss_problems
-                        else "ABOVE limit + constant: " + ", ".join(rss_problems)))
+            say(
+                f"  {name}: {mode}: median spatial-cell latency x{r:.2f} zarr-vectors' cold read of the chunks "
+                "it needs -> " + ("met (<= 2x)" if r <= 2 else "MISSED (target <= 2x)")
+            )
+    say(
+        "  memory: "
+        + (
+            "peak RSS within limit + idle + fixed caches for every store and limit"
+            if not rss_problems
+            else "ABOVE limit + constant: " + ", ".join(rss_problems)
+        )
+    )
     say(f"\ntotal bench time {time.perf_counter() - t_start:.0f} s")
 
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -1,6 +1,7 @@
 """Mesh encoders checked with independent readers: DracoPy decodes every multi-resolution fragment
 (the manifest header is read here with numpy as the spec lays it out), and cloud-volume reads whole
 mesh directories in both formats. Nothing here decodes with code of ours."""
+
 from __future__ import annotations
 
 import json
@@ -14,14 +15,26 @@ from cloudvolume import CloudVolume
 from zvfs.encoders import meshes as M
 
 SEGMENTATION_INFO = {
-    "@type": "neuroglancer_multiscale_volume", "type": "segmentation", "data_type": "uint64", "num_channels": 1,
-    "scales": [{"key": "1_1_1", "resolution": [1, 1, 1], "size": [1, 1, 1], "voxel_offset": [0, 0, 0],
-                "chunk_sizes": [[64, 64, 64]], "encoding": "raw"}],
+    "@type": "neuroglancer_multiscale_volume",
+    "type": "segmentation",
+    "data_type": "uint64",
+    "num_channels": 1,
+    "scales": [
+        {
+            "key": "1_1_1",
+            "resolution": [1, 1, 1],
+            "size": [1, 1, 1],
+            "voxel_offset": [0, 0, 0],
+            "chunk_sizes": [[64, 64, 64]],
+            "encoding": "raw",
+        }
+    ],
     "mesh": "mesh",
 }
 
 
 # ---------------------------------------------------------------- test meshes
+
 
 def sphere(n_lat: int, n_lon: int, radius: float = 10.0, center=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
     """UV sphere, outward-facing triangles: (2 + (n_lat-1)*n_lon) vertices, 2*n_lon*(n_lat-1) faces."""
@@ -30,7 +43,10 @@ def sphere(n_lat: int, n_lon: int, radius: float = 10.0, center=(0.0, 0.0, 0.0))
     t, p = np.meshgrid(theta, phi, indexing="ij")
     ring = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], -1).reshape(-1, 3)
     v = np.concatenate([[[0, 0, 1]], ring, [[0, 0, -1]]]) * radius + np.asarray(center)
-    idx = lambda i, j: 1 + i * n_lon + j % n_lon
+
+    def idx(i: int, j: int) -> int:
+        return 1 + i * n_lon + j % n_lon
+
     south = len(v) - 1
     f = [[0, idx(0, j), idx(0, j + 1)] for j in range(n_lon)]
     for i in range(n_lat - 2):
@@ -42,37 +58,21 @@ def sphere(n_lat: int, n_lon: int, radius: float = 10.0, center=(0.0, 0.0, 0.0))
 
 # ---------------------------------------------------------------- independent reading
 
-def parse_manifest(buf: bytes) -> dict:
-    """The manifest as meshes.md lays it out; asserts it is consumed exactly."""
-    head = np.frombuffer(buf, "<f4", 6, 0)
-    n = int(np.frombuffer(buf, "<u4", 1, 24)[0])
-    o = 28
-    scales = np.frombuffer(buf, "<f4", n, o); o += 4 * n
-    offsets = np.frombuffer(buf, "<f4", 3 * n, o).reshape(n, 3); o += 12 * n
-    counts = np.frombuffer(buf, "<u4", n, o).astype(int); o += 4 * n
-    positions, sizes = [], []
-    for k in range(n):
-        positions.append(np.frombuffer(buf, "<u4", 3 * counts[k], o).reshape(3, -1).T.astype(np.int64)); o += 12 * counts[k]
-        sizes.append(np.frombuffer(buf, "<u4", counts[k], o).astype(int)); o += 4 * counts[k]
-    assert o == len(buf), "manifest has trailing bytes"
-    return {"chunk": head[:3].astype(np.float64), "origin": head[3:].astype(np.float64), "num_lods": n,
-            "lod_scales": scales, "vertex_offsets": offsets, "counts": counts, "positions": positions, "sizes": sizes}
-
 
 def fragments(enc: M.EncodedMesh, bits: int) -> list[dict]:
     """Every non-empty fragment, DracoPy-decoded, with its raw q values and model coordinates."""
-    man = parse_manifest(enc.manifest)
-    assert sum(int(s.sum()) for s in man["sizes"]) == len(enc.data)
+    man = M.Manifest.decode(enc.manifest)
+    assert sum(int(s.sum()) for s in man.sizes) == len(enc.data)
     out, start = [], 0
-    for lod in range(man["num_lods"]):
-        node = man["chunk"] * 2.0 ** lod
-        for pos, size in zip(man["positions"][lod], man["sizes"][lod]):
-            blob, start = enc.data[start:start + size], start + size
+    for lod in range(man.num_lods):
+        node = man.chunk_shape * 2.0**lod
+        for pos, size in zip(man.positions[lod], man.sizes[lod], strict=True):
+            blob, start = enc.data[start : start + size], start + size
             if not size:
                 continue
             mesh = DracoPy.decode(blob)
             q = np.asarray(mesh.points, np.float64)
-            model = man["origin"] + man["vertex_offsets"][lod] + node * (pos + q / (2 ** bits - 1))
+            model = man.grid_origin + man.vertex_offsets[lod] + node * (pos + q / (2**bits - 1))
             out.append({"lod": lod, "pos": pos, "q": q, "faces": np.asarray(mesh.faces, np.int64), "vertices": model})
     return out
 
@@ -81,17 +81,20 @@ def lod_mesh(frags: list[dict], lod: int) -> tuple[np.ndarray, np.ndarray]:
     """All fragments of one LOD concatenated (vertices duplicated across fragments)."""
     vs, fs, n = [], [], 0
     for fr in (f for f in frags if f["lod"] == lod):
-        vs.append(fr["vertices"]); fs.append(fr["faces"] + n); n += len(fr["vertices"])
+        vs.append(fr["vertices"])
+        fs.append(fr["faces"] + n)
+        n += len(fr["vertices"])
     return np.concatenate(vs), np.concatenate(fs)
 
 
 def tolerance(cell: np.ndarray, bits: int, slack: float = 0.0) -> float:
     """Largest distance between an input vertex and its decoded copy: half a quantization step per
     axis (rounding to the nearest q), plus the reader's rounding ``slack``."""
-    return 0.5 * float(np.linalg.norm(cell / (2 ** bits - 1))) + slack
+    return 0.5 * float(np.linalg.norm(cell / (2**bits - 1))) + slack
 
 
 # ---------------------------------------------------------------- geometry for the comparisons
+
 
 def point_triangle_distance(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
     """Distance from each point (P, 3) to the nearest triangle of (T, 3, 3)."""
@@ -101,7 +104,7 @@ def point_triangle_distance(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
     unit = n / np.where(nn > 0, nn, 1)[:, None]
     best = np.empty(len(points))
     for s in range(0, len(points), 256):
-        p = points[s:s + 256, None, :]  # (p, 1, 3) against (T, 3)
+        p = points[s : s + 256, None, :]  # (p, 1, 3) against (T, 3)
         d_plane = ((p - a) * unit).sum(-1)
         proj = p - d_plane[..., None] * unit
         inside = nn > 0
@@ -112,7 +115,7 @@ def point_triangle_distance(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
             ed = e1 - e0
             t = np.clip(((p - e0) * ed).sum(-1) / np.maximum((ed * ed).sum(-1), 1e-300), 0, 1)
             d = np.minimum(d, np.linalg.norm(p - (e0 + t[..., None] * ed), axis=-1))
-        best[s:s + 256] = d.min(1)
+        best[s : s + 256] = d.min(1)
     return best
 
 
@@ -128,8 +131,14 @@ def crosses_grid(v: np.ndarray, f: np.ndarray, origin: np.ndarray, spacing: np.n
     return ((np.floor(lo + 1e-6) + 1) < hi - 1e-6).any(1)
 
 
-def assert_same_surface(dec_v: np.ndarray, dec_f: np.ndarray, in_v: np.ndarray, in_f: np.ndarray,
-                        tol: float, unsplit: np.ndarray | None = None) -> None:
+def assert_same_surface(
+    dec_v: np.ndarray,
+    dec_f: np.ndarray,
+    in_v: np.ndarray,
+    in_f: np.ndarray,
+    tol: float,
+    unsplit: np.ndarray | None = None,
+) -> None:
     """The decoded mesh reproduces the input surface within ``tol``.
 
     * every referenced input vertex has a decoded vertex within ``tol``, and every decoded vertex
@@ -152,7 +161,10 @@ def assert_same_surface(dec_v: np.ndarray, dec_f: np.ndarray, in_v: np.ndarray, 
         return
     near = np.sqrt(((dec_v[:, None, :] - in_v[None, used, :]) ** 2).sum(-1))
     snapped = np.where(near.min(1) <= tol, used[near.argmin(1)], -1)
-    canon = lambda t: min(tuple(np.roll(t, r)) for r in range(3))  # rotation keeps winding
+
+    def canon(t: np.ndarray) -> tuple:
+        return min(tuple(np.roll(t, r)) for r in range(3))  # rotation keeps winding
+
     decoded = {canon(t) for t in snapped[dec_f] if (t >= 0).all()}
     missing = [tuple(t) for t in in_f[unsplit] if canon(t) not in decoded]
     assert not missing, f"{len(missing)} whole input triangles missing or flipped, e.g. {missing[:3]}"
@@ -161,24 +173,24 @@ def assert_same_surface(dec_v: np.ndarray, dec_f: np.ndarray, in_v: np.ndarray, 
 def assert_client_rules(enc: M.EncodedMesh, bits: int) -> None:
     """What the Neuroglancer client needs beyond decodability: Z-ordered positions per LOD, every
     parent present, integer q in range, and at LOD > 0 no triangle across the 2x2x2 sub-grid."""
-    man = parse_manifest(enc.manifest)
-    assert len(enc.manifest) == M.manifest_size(man["counts"].tolist())
-    assert (man["vertex_offsets"] == 0).all()
+    man = M.Manifest.decode(enc.manifest)
+    assert len(enc.manifest) == M.manifest_size(man.counts.tolist())
+    assert (man.vertex_offsets == 0).all()
 
     def zless(a: np.ndarray, b: np.ndarray) -> bool:  # compare at the most significant differing bit, z > y > x
         x = [int(a[i]) ^ int(b[i]) for i in range(3)]
         axis = max(range(3), key=lambda i: (x[i].bit_length(), i))
         return int(a[axis]) < int(b[axis])
 
-    for k, pos in enumerate(man["positions"]):
+    for k, pos in enumerate(man.positions):
         assert all(zless(pos[i], pos[i + 1]) for i in range(len(pos) - 1)), f"LOD {k} not in Z-order"
-        if k + 1 < man["num_lods"]:
-            parents = {tuple(p) for p in man["positions"][k + 1]}
+        if k + 1 < man.num_lods:
+            parents = {tuple(p) for p in man.positions[k + 1]}
             assert {tuple(p >> 1) for p in pos} <= parents, f"LOD {k} node without parent"
     half = 2 ** (bits - 1)
     for fr in fragments(enc, bits):
         q = fr["q"]
-        assert (q == np.rint(q)).all() and q.min() >= 0 and q.max() <= 2 ** bits - 1
+        assert (q == np.rint(q)).all() and q.min() >= 0 and q.max() <= 2**bits - 1
         corners = q[fr["faces"]]
         assert not (corners == np.roll(corners, 1, axis=1)).all(2).any(), "degenerate triangle stored"
         if fr["lod"]:
@@ -190,25 +202,30 @@ def check_encoding(lods: list[tuple[np.ndarray, np.ndarray]], bits: int = 16, **
     """Encode, then check every LOD against its input with DracoPy and the client rules."""
     enc = M.encode_multilod(lods, vertex_quantization_bits=bits, **kw)
     assert_client_rules(enc, bits)
-    man = parse_manifest(enc.manifest)
-    assert man["num_lods"] == len(lods)
+    man = M.Manifest.decode(enc.manifest)
+    assert man.num_lods == len(lods)
     frags = fragments(enc, bits)
     for k, (v, f) in enumerate(lods):
-        cell = man["chunk"] * 2.0 ** k
+        cell = man.chunk_shape * 2.0**k
         spacing = cell / 2 if k else cell
         tol = tolerance(cell, bits, 1e-11 * float(np.abs(v).max()))  # we read in float64
-        unsplit = ~crosses_grid(v, f, man["origin"], spacing)
+        unsplit = ~crosses_grid(v, f, man.grid_origin, spacing)
         assert_same_surface(*lod_mesh(frags, k), v, f, tol, unsplit)
     return enc, frags
 
 
 # ---------------------------------------------------------------- multi-resolution, DracoPy
 
+
 def test_info() -> None:
     i = M.info(segment_properties="props")
-    assert i == {"@type": "neuroglancer_multilod_draco", "vertex_quantization_bits": 16,
-                 "transform": [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
-                 "lod_scale_multiplier": 1.0, "segment_properties": "props"}
+    assert i == {
+        "@type": "neuroglancer_multilod_draco",
+        "vertex_quantization_bits": 16,
+        "transform": [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        "lod_scale_multiplier": 1.0,
+        "segment_properties": "props",
+    }
     assert "segment_properties" not in M.info(vertex_quantization_bits=10)
     with pytest.raises(ValueError):
         M.info(vertex_quantization_bits=12)
@@ -222,9 +239,9 @@ def test_sphere_one_lod(bits: int) -> None:
     v, f = sphere(20, 24, center=(3.0, -7.0, 50.0))
     assert 400 < len(v) < 600
     enc, frags = check_encoding([(v, f)], bits)
-    man = parse_manifest(enc.manifest)
-    assert man["counts"].tolist() == [1] and len(frags) == 1
-    assert np.allclose(man["origin"], v.min(0), atol=1e-5) and np.allclose(man["chunk"], np.ptp(v, 0).max())
+    man = M.Manifest.decode(enc.manifest)
+    assert man.counts.tolist() == [1] and len(frags) == 1
+    assert np.allclose(man.grid_origin, v.min(0), atol=1e-5) and np.allclose(man.chunk_shape, np.ptp(v, 0).max())
     assert len(frags[0]["faces"]) == len(f)
 
 
@@ -233,12 +250,12 @@ def test_two_lods() -> None:
     children; LOD 1 is cut along its sub-grid; lod_scales are the median edge lengths."""
     fine, coarse = sphere(24, 32), sphere(8, 10)
     enc, frags = check_encoding([fine, coarse])
-    man = parse_manifest(enc.manifest)
-    assert man["counts"].tolist() == [8, 1]
-    assert man["positions"][1].tolist() == [[0, 0, 0]]
-    assert sorted(map(tuple, man["positions"][0].tolist())) == [(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)]
+    man = M.Manifest.decode(enc.manifest)
+    assert man.counts.tolist() == [8, 1]
+    assert man.positions[1].tolist() == [[0, 0, 0]]
+    assert sorted(map(tuple, man.positions[0].tolist())) == [(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)]
     assert len(next(f for f in frags if f["lod"] == 1)["faces"]) > len(coarse[1])  # split at the sub-grid
-    assert 0 < man["lod_scales"][0] < man["lod_scales"][1]
+    assert 0 < man.lod_scales[0] < man.lod_scales[1]
 
 
 def test_many_cells_three_lods() -> None:
@@ -248,11 +265,11 @@ def test_many_cells_three_lods() -> None:
     lods = [sphere(20, 24, center=center), sphere(12, 14, center=center), sphere(6, 8, center=center)]
     origin = np.array(center) - 10.5
     enc, _ = check_encoding(lods, grid_origin=origin, chunk_shape=(3.0, 4.0, 5.0), lod_scales=(1, 2, 4))
-    man = parse_manifest(enc.manifest)
-    assert man["counts"][0] > 30 and man["counts"][2] >= 2
-    assert man["lod_scales"].tolist() == [1, 2, 4]
-    assert np.array_equal(man["origin"], origin.astype(np.float32)) and man["origin"][0] != origin[0]
-    assert crosses_grid(*lods[0], man["origin"], man["chunk"]).sum() > 100  # the split path is exercised
+    man = M.Manifest.decode(enc.manifest)
+    assert man.counts[0] > 30 and man.counts[2] >= 2
+    assert man.lod_scales.tolist() == [1, 2, 4]
+    assert np.array_equal(man.grid_origin, origin.astype(np.float32)) and man.grid_origin[0] != origin[0]
+    assert crosses_grid(*lods[0], man.grid_origin, man.chunk_shape).sum() > 100  # the split path is exercised
 
 
 def test_single_triangle() -> None:
@@ -285,9 +302,9 @@ def test_empty_coarse_lod_keeps_parents() -> None:
     """An empty coarser LOD still holds the (size 0) parents that the LOD-0 nodes need."""
     v, f = sphere(10, 12)
     enc = M.encode_multilod([(v, f), (v, f[:0])], chunk_shape=(5, 5, 5))
-    man = parse_manifest(enc.manifest)
-    assert man["counts"][0] > 1 and man["counts"][1] >= 1
-    assert (man["sizes"][1] == 0).all()
+    man = M.Manifest.decode(enc.manifest)
+    assert man.counts[0] > 1 and man.counts[1] >= 1
+    assert (man.sizes[1] == 0).all()
     assert_client_rules(enc, 16)
 
 
@@ -310,10 +327,11 @@ def test_manifest_size() -> None:
     assert M.manifest_size([]) == 28
     for lods, kw in (([sphere(10, 12)], {}), ([sphere(20, 24), sphere(8, 10)], {"chunk_shape": (3, 3, 3)})):
         enc = M.encode_multilod(lods, **kw)
-        assert len(enc.manifest) == M.manifest_size(parse_manifest(enc.manifest)["counts"].tolist())
+        assert len(enc.manifest) == M.manifest_size(M.Manifest.decode(enc.manifest).counts.tolist())
 
 
 # ---------------------------------------------------------------- cloud-volume, both formats
+
 
 def write_volume(root: Path, mesh_info: dict, files: dict[str, bytes]) -> str:
     (root / "mesh").mkdir(parents=True)
@@ -329,25 +347,35 @@ def test_cloudvolume_multilod(tmp_path: Path) -> None:
     fine, coarse = sphere(20, 24, center=(30.0, 40.0, 50.0)), sphere(8, 10, center=(30.0, 40.0, 50.0))
     transform = [2.0, 0, 0, 5.0, 0, 3.0, 0, 0, 0, 0, 4.0, -1.0]
     enc = M.encode_multilod([fine, coarse], chunk_shape=(6, 6, 6))
-    man = parse_manifest(enc.manifest)
+    man = M.Manifest.decode(enc.manifest)
     cv = CloudVolume(write_volume(tmp_path, M.info(transform=transform), {"9.index": enc.manifest, "9": enc.data}))
     affine = np.array(transform).reshape(3, 4)
     for lod, (v, f) in enumerate((fine, coarse)):
         mesh = cv.mesh.get(9, lod=lod)[9]
-        cell = man["chunk"] * 2.0 ** lod
+        cell = man.chunk_shape * 2.0**lod
         tol = tolerance(cell, 16, 4e-7 * 60.0) * np.linalg.norm(affine[:, :3], 2)  # cloud-volume: float32
-        unsplit = ~crosses_grid(v, f, man["origin"], cell / 2 if lod else cell)
-        assert_same_surface(np.asarray(mesh.vertices, np.float64), mesh.faces.astype(np.int64),
-                            v @ affine[:, :3].T + affine[:, 3], f, tol, unsplit)
+        unsplit = ~crosses_grid(v, f, man.grid_origin, cell / 2 if lod else cell)
+        assert_same_surface(
+            np.asarray(mesh.vertices, np.float64),
+            mesh.faces.astype(np.int64),
+            v @ affine[:, :3].T + affine[:, 3],
+            f,
+            tol,
+            unsplit,
+        )
 
 
 def test_cloudvolume_multilod_10_bits(tmp_path: Path) -> None:
     v, f = sphere(20, 24)
     enc = M.encode_multilod([(v, f)], vertex_quantization_bits=10)
-    cv = CloudVolume(write_volume(tmp_path, M.info(vertex_quantization_bits=10), {"3.index": enc.manifest, "3": enc.data}))
+    cv = CloudVolume(
+        write_volume(tmp_path, M.info(vertex_quantization_bits=10), {"3.index": enc.manifest, "3": enc.data})
+    )
     mesh = cv.mesh.get(3)[3]
-    tol = tolerance(parse_manifest(enc.manifest)["chunk"], 10, 4e-6)
-    assert_same_surface(np.asarray(mesh.vertices, np.float64), mesh.faces.astype(np.int64), v, f, tol, np.ones(len(f), bool))
+    tol = tolerance(M.Manifest.decode(enc.manifest).chunk_shape, 10, 4e-6)
+    assert_same_surface(
+        np.asarray(mesh.vertices, np.float64), mesh.faces.astype(np.int64), v, f, tol, np.ones(len(f), bool)
+    )
 
 
 def test_legacy_info_and_manifest() -> None:
@@ -372,12 +400,17 @@ def test_cloudvolume_legacy(tmp_path: Path) -> None:
     """Two fragments of one segment, one with an unreferenced vertex: exact float32 round trip."""
     a, b = sphere(12, 16, center=(100.0, 0.0, 0.0)), sphere(6, 8, center=(-100.0, 5.0, 0.0))
     b = (np.concatenate([b[0], [[7.0, 7.0, 7.0]]]), b[1])
-    files = {"4:0": M.legacy_manifest(["4:0:a", "4:0:b"]), "4:0:a": M.legacy_fragment(*a), "4:0:b": M.legacy_fragment(*b)}
+    files = {
+        "4:0": M.legacy_manifest(["4:0:a", "4:0:b"]),
+        "4:0:a": M.legacy_fragment(*a),
+        "4:0:b": M.legacy_fragment(*b),
+    }
     cv = CloudVolume(write_volume(tmp_path, M.legacy_info(), files))
     raw = cv.mesh.get(4, remove_duplicate_vertices=False)  # fragments concatenated in file-name order
     assert np.array_equal(raw.vertices, np.concatenate([a[0], b[0]]).astype(np.float32))
     assert np.array_equal(raw.faces, np.concatenate([a[1], b[1] + len(a[0])]))
     merged = cv.mesh.get(4)  # cloud-volume's default merges equal vertices and sorts them
     assert np.array_equal(merged.vertices, np.unique(raw.vertices, axis=0))
-    assert {frozenset(map(tuple, t)) for t in merged.vertices[merged.faces]} == \
-           {frozenset(map(tuple, t)) for t in raw.vertices[raw.faces]}
+    assert {frozenset(map(tuple, t)) for t in merged.vertices[merged.faces]} == {
+        frozenset(map(tuple, t)) for t in raw.vertices[raw.faces]
+    }

@@ -9,6 +9,7 @@ them, so the ``info`` is written where a layer would load it, read back as JSON,
 the rules the 2.41.2 client enforces (``frontend.ts`` ``parseInlinePropertyMap``; notes section 6)
 and, when a google/neuroglancer checkout is available, validated with the upstream JSON schema.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,29 +23,46 @@ import numpy as np
 import pytest
 from cloudvolume import CloudVolume
 
+from zvfs.encoders import numeric
 from zvfs.encoders import segment_properties as sp
 from zvfs.encoders import skeletons as sk
 from zvfs.encoders.skeletons import VertexAttribute as VA
 
 SEGMENTATION_INFO = {
-    "@type": "neuroglancer_multiscale_volume", "type": "segmentation", "data_type": "uint64",
+    "@type": "neuroglancer_multiscale_volume",
+    "type": "segmentation",
+    "data_type": "uint64",
     "num_channels": 1,
-    "scales": [{"key": "1_1_1", "resolution": [1, 1, 1], "size": [1, 1, 1], "voxel_offset": [0, 0, 0],
-                "chunk_sizes": [[64, 64, 64]], "encoding": "raw"}],
+    "scales": [
+        {
+            "key": "1_1_1",
+            "resolution": [1, 1, 1],
+            "size": [1, 1, 1],
+            "voxel_offset": [0, 0, 0],
+            "chunk_sizes": [[64, 64, 64]],
+            "encoding": "raw",
+        }
+    ],
     "skeletons": "skeletons",
 }
 # stored -> nm: anisotropic scale and a translation
-SCALING = (4.0, 0.0, 0.0, 10.0,
-           0.0, 5.0, 0.0, -3.0,
-           0.0, 0.0, 40.0, 0.5)
-TYPED_SPEC = (VA("radius", "float32"), VA("swc_type", "uint8"), VA("normal", "float32", 3),
-              VA("depth", "int16"), VA("label", "uint32"), VA("sign", "int8"))
+SCALING = (4.0, 0.0, 0.0, 10.0, 0.0, 5.0, 0.0, -3.0, 0.0, 0.0, 40.0, 0.5)
+TYPED_SPEC = (
+    VA("radius", "float32"),
+    VA("swc_type", "uint8"),
+    VA("normal", "float32", 3),
+    VA("depth", "int16"),
+    VA("label", "uint32"),
+    VA("sign", "int8"),
+)
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
-def write_dataset(root: Path, skeleton_info: dict, skeletons: Mapping[int, bytes],
-                  properties: dict | None = None) -> Path:
+
+def write_dataset(
+    root: Path, skeleton_info: dict, skeletons: Mapping[int, bytes], properties: dict | None = None
+) -> Path:
     """A segmentation dataset: top info, ``skeletons/info`` + one file per id, optional properties."""
     top = dict(SEGMENTATION_INFO)
     if properties is not None:
@@ -75,7 +93,7 @@ def typed_attributes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "radius": rng.uniform(0.5, 20, n),  # float64: cast to float32 by the encoder
         "swc_type": rng.integers(0, 256, n),  # int64 within uint8
         "normal": rng.normal(size=(n, 3)).astype(np.float32),
-        "depth": rng.integers(-2**15, 2**15, n).astype(np.int16),
+        "depth": rng.integers(-(2**15), 2**15, n).astype(np.int16),
         "label": rng.integers(0, 2**32, n, dtype=np.uint64),
         "sign": np.resize(np.array([-128, 0, 127], np.int8), n),
     }
@@ -90,8 +108,14 @@ def expected_vertices(vertices: np.ndarray, transform: Sequence[float] | None) -
     return v @ t[:, :3].T + t[:, 3]
 
 
-def check_skeleton(skel: Any, vertices: np.ndarray, edges: np.ndarray, attributes: Mapping[str, np.ndarray],
-                   spec: Sequence[VA], transform: Sequence[float] | None) -> None:
+def check_skeleton(
+    skel: Any,
+    vertices: np.ndarray,
+    edges: np.ndarray,
+    attributes: Mapping[str, np.ndarray],
+    spec: Sequence[VA],
+    transform: Sequence[float] | None,
+) -> None:
     """cloud-volume's skeleton equals the encoded one: positions, edges, each attribute and its dtype."""
     np.testing.assert_allclose(skel.vertices, expected_vertices(vertices, transform), rtol=1e-6, atol=1e-5)
     np.testing.assert_array_equal(skel.edges, np.asarray(edges).reshape(-1, 2))
@@ -101,11 +125,13 @@ def check_skeleton(skel: Any, vertices: np.ndarray, edges: np.ndarray, attribute
         got = getattr(skel, a.id)
         want = np.asarray(attributes[a.id]).astype(a.dtype)
         assert got.dtype == a.dtype
-        np.testing.assert_array_equal(got.reshape(len(vertices), a.num_components),
-                                      want.reshape(len(vertices), a.num_components))
+        np.testing.assert_array_equal(
+            got.reshape(len(vertices), a.num_components), want.reshape(len(vertices), a.num_components)
+        )
 
 
 # -- skeletons through cloud-volume -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("transform", [None, SCALING], ids=["identity", "scaling"])
 def test_typed_attributes_round_trip(tmp_path: Path, transform: tuple[float, ...] | None) -> None:
@@ -168,19 +194,28 @@ def test_large_skeleton(tmp_path: Path) -> None:
     attrs = {"radius": rng.uniform(1, 100, n).astype(np.float32), "swc_type": rng.integers(0, 8, n, dtype=np.uint8)}
     data = sk.encode(vertices, edges, attrs, spec)
     assert len(data) == sk.size(n, n - 1, spec) == 8 + n * (12 + 5) + 8 * (n - 1)
-    skel = cloud_volume(write_dataset(tmp_path, sk.info(spec, transform=SCALING), {123456789: data})) \
-        .skeleton.get(123456789)
+    skel = cloud_volume(write_dataset(tmp_path, sk.info(spec, transform=SCALING), {123456789: data})).skeleton.get(
+        123456789
+    )
     check_skeleton(skel, vertices, edges, attrs, spec, SCALING)
 
 
 def test_bytes_are_little_endian_in_spec_order() -> None:
     """Byte layout independent of cloud-volume: header, positions, edges, then attributes in spec order."""
     spec = (VA("b", "uint16"), VA("a", "float32", 2))
-    data = sk.encode(np.array([[1, 2, 3], [4, 5, 6]]), np.array([[1, 0]]),
-                     {"a": np.array([[0.5, 1.5], [2.5, 3.5]]), "b": np.array([258, 65535])}, spec)
-    assert data == (np.array([2, 1], "<u4").tobytes() + np.arange(1, 7, dtype="<f4").tobytes()
-                    + np.array([1, 0], "<u4").tobytes() + np.array([258, 65535], "<u2").tobytes()
-                    + np.array([0.5, 1.5, 2.5, 3.5], "<f4").tobytes())
+    data = sk.encode(
+        np.array([[1, 2, 3], [4, 5, 6]]),
+        np.array([[1, 0]]),
+        {"a": np.array([[0.5, 1.5], [2.5, 3.5]]), "b": np.array([258, 65535])},
+        spec,
+    )
+    assert data == (
+        np.array([2, 1], "<u4").tobytes()
+        + np.arange(1, 7, dtype="<f4").tobytes()
+        + np.array([1, 0], "<u4").tobytes()
+        + np.array([258, 65535], "<u2").tobytes()
+        + np.array([0.5, 1.5, 2.5, 3.5], "<f4").tobytes()
+    )
 
 
 @pytest.mark.parametrize("n_vertices,n_edges", [(0, 0), (1, 0), (2, 1), (100, 250)])
@@ -196,12 +231,16 @@ def test_size_matches_encode(n_vertices: int, n_edges: int) -> None:
 
 # -- skeleton info and validation ---------------------------------------------------------------
 
+
 def test_info_fields() -> None:
     """transform is written row-major as given, segment_properties as a relative path."""
     info = sk.info([VA("radius", "float32")], transform=np.asarray(SCALING).reshape(3, 4), segment_properties="props")
-    assert info == {"@type": "neuroglancer_skeletons", "transform": list(SCALING),
-                    "vertex_attributes": [{"id": "radius", "data_type": "float32", "num_components": 1}],
-                    "segment_properties": "props"}
+    assert info == {
+        "@type": "neuroglancer_skeletons",
+        "transform": list(SCALING),
+        "vertex_attributes": [{"id": "radius", "data_type": "float32", "num_components": 1}],
+        "segment_properties": "props",
+    }
     assert json.loads(json.dumps(info)) == info
     with pytest.raises(ValueError, match="12 finite"):
         sk.info(transform=[1, 0, 0])
@@ -213,7 +252,7 @@ def test_info_fields() -> None:
 
 def test_vertex_attribute_declarations() -> None:
     """Spec types are accepted; check() refuses what the 2.41.2 client cannot render."""
-    for t in sk.DATA_TYPES:
+    for t in numeric.TYPES:
         assert VA("x", t, 2).json() == {"id": "x", "data_type": t, "num_components": 2}
     VA("radius", "float32").check()
     VA("rgba", "float32", 4).check()
@@ -226,29 +265,35 @@ def test_vertex_attribute_declarations() -> None:
             VA(*bad)
 
 
-@pytest.mark.parametrize("edges,message", [
-    ([[0, 3]], "edge index 3 out of range for 3 vertices"),
-    ([[-1, 0]], "edge index -1 out of range"),
-    ([[0, 1, 2]], r"shape \(M, 2\)"),
-    ([[0.0, 1.0]], "integer"),
-])
+@pytest.mark.parametrize(
+    "edges,message",
+    [
+        ([[0, 3]], "edge index 3 out of range for 3 vertices"),
+        ([[-1, 0]], "edge index -1 out of range"),
+        ([[0, 1, 2]], r"shape \(M, 2\)"),
+        ([[0.0, 1.0]], "integer"),
+    ],
+)
 def test_bad_edges(edges: list, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         sk.encode(np.zeros((3, 3)), np.array(edges), {}, ())
 
 
-@pytest.mark.parametrize("spec,values,message", [
-    ((VA("r", "float32"),), np.zeros(2), r"shape \(2,\), expected \(3, 1\)"),
-    ((VA("n", "float32", 3),), np.zeros(3), r"expected \(3, 3\)"),
-    ((VA("n", "float32", 3),), np.zeros((3, 2)), r"expected \(3, 3\)"),
-    ((VA("t", "uint8"),), np.array([0, 255, 256]), r"do not fit uint8"),
-    ((VA("t", "int8"),), np.array([-129, 0, 0]), r"do not fit int8"),
-    ((VA("t", "uint32"),), np.array([-1, 0, 0]), r"do not fit uint32"),
-    ((VA("t", "int16"),), np.array([0.0, 1.5, 2.0]), "non-integer"),
-    ((VA("t", "uint16"),), np.array([0.0, np.nan, 2.0]), "non-integer"),
-    ((VA("r", "float32"),), np.array([0.0, 1e39, 2.0]), "float32 range"),
-    ((VA("r", "float32"),), np.array(["a", "b", "c"]), "cannot encode"),
-])
+@pytest.mark.parametrize(
+    "spec,values,message",
+    [
+        ((VA("r", "float32"),), np.zeros(2), r"shape \(2,\), expected \(3, 1\)"),
+        ((VA("n", "float32", 3),), np.zeros(3), r"expected \(3, 3\)"),
+        ((VA("n", "float32", 3),), np.zeros((3, 2)), r"expected \(3, 3\)"),
+        ((VA("t", "uint8"),), np.array([0, 255, 256]), r"do not fit uint8"),
+        ((VA("t", "int8"),), np.array([-129, 0, 0]), r"do not fit int8"),
+        ((VA("t", "uint32"),), np.array([-1, 0, 0]), r"do not fit uint32"),
+        ((VA("t", "int16"),), np.array([0.0, 1.5, 2.0]), "non-integer"),
+        ((VA("t", "uint16"),), np.array([0.0, np.nan, 2.0]), "non-integer"),
+        ((VA("r", "float32"),), np.array([0.0, 1e39, 2.0]), "float32 range"),
+        ((VA("r", "float32"),), np.array(["a", "b", "c"]), "cannot encode"),
+    ],
+)
 def test_bad_attribute_values(spec: tuple[VA, ...], values: np.ndarray, message: str) -> None:
     """Length mismatches and values that would wrap, truncate or overflow are refused."""
     with pytest.raises(ValueError, match=message):
@@ -272,8 +317,15 @@ def test_bad_attribute_sets_and_vertices() -> None:
 
 # -- segment properties --------------------------------------------------------------------------
 
-NUMBER_DTYPES = {"uint8": np.uint8, "int8": np.int8, "uint16": np.uint16, "int16": np.int16,
-                 "uint32": np.uint32, "int32": np.int32, "float32": np.float32}
+NUMBER_DTYPES = {
+    "uint8": np.uint8,
+    "int8": np.int8,
+    "uint16": np.uint16,
+    "int16": np.int16,
+    "uint32": np.uint32,
+    "int32": np.int32,
+    "float32": np.float32,
+}
 
 
 def client_parse(info: Any) -> dict[str, dict[int, Any]]:
@@ -312,7 +364,7 @@ def client_parse(info: Any) -> dict[str, dict[int, Any]]:
             values = [[tags[i] for i in v] for v in values]
         else:
             assert all(isinstance(v, str) for v in values)
-        out[p["id"]] = dict(zip(ids, values))
+        out[p["id"]] = dict(zip(ids, values, strict=True))
     return out
 
 
@@ -323,8 +375,9 @@ def upstream_schema() -> dict:
     repo = os.environ.get("NEUROGLANCER_REPO", "/work/.mirror/google+neuroglancer/repo")
     path = "src/datasource/precomputed/json_schema/segment_properties.yml"
     try:
-        text = subprocess.run(["git", f"--git-dir={repo}", "show", f"HEAD:{path}"], capture_output=True,
-                              check=True, text=True).stdout
+        text = subprocess.run(
+            ["git", f"--git-dir={repo}", "show", f"HEAD:{path}"], capture_output=True, check=True, text=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("no google/neuroglancer checkout for the upstream JSON schema")
     return yaml.safe_load(text)
@@ -337,16 +390,26 @@ def every_kind() -> tuple[list, list[sp.SegmentProperty]]:
         sp.SegmentProperty("label", "label", ["big", "one", np.str_("seventy"), ""]),
         sp.SegmentProperty("description", "description", ["d0", "d1", "d2", "d3"]),
         sp.SegmentProperty("region", "string", ["CA1", "CA3", "DG", "CA1"], description="brain region"),
-        sp.SegmentProperty("cell_type", "tags", [[0], [2, 0], [], np.array([1, 1])],
-                           tags=("soma", "axon", "Dendrite"), tag_descriptions=("cell body", "an axon", "")),
-        sp.SegmentProperty("volume_um3", "number", np.array([1.5, 0.1, 3.4e38, -0.0], np.float64),
-                           data_type="float32", description="volume"),
+        sp.SegmentProperty(
+            "cell_type",
+            "tags",
+            [[0], [2, 0], [], np.array([1, 1])],
+            tags=("soma", "axon", "Dendrite"),
+            tag_descriptions=("cell body", "an axon", ""),
+        ),
+        sp.SegmentProperty(
+            "volume_um3",
+            "number",
+            np.array([1.5, 0.1, 3.4e38, -0.0], np.float64),
+            data_type="float32",
+            description="volume",
+        ),
         sp.SegmentProperty("n_synapses", "number", np.array([0, 4294967295, 7, 12], np.uint64), data_type="uint32"),
         sp.SegmentProperty("layer", "number", [np.int8(-128), 127, 0, True], data_type="int8"),
         sp.SegmentProperty("u8", "number", [0.0, 255.0, 1, 2], data_type="uint8"),
-        sp.SegmentProperty("i16", "number", [-2**15, 2**15 - 1, 0, 0], data_type="int16"),
+        sp.SegmentProperty("i16", "number", [-(2**15), 2**15 - 1, 0, 0], data_type="int16"),
         sp.SegmentProperty("u16", "number", [0, 2**16 - 1, 0, 0], data_type="uint16"),
-        sp.SegmentProperty("i32", "number", [-2**31, 2**31 - 1, 0, 0], data_type="int32"),
+        sp.SegmentProperty("i32", "number", [-(2**31), 2**31 - 1, 0, 0], data_type="int32"),
     ]
     return ids, props
 
@@ -386,8 +449,9 @@ def test_segment_properties_upstream_schema() -> None:
     jsonschema.validate(sp.info(ids, props), schema)
     jsonschema.validate(sp.info([], []), schema)
     with pytest.raises(jsonschema.ValidationError):  # the schema does catch a wrong type
-        jsonschema.validate({"@type": "neuroglancer_segment_properties", "inline": {"ids": [1], "properties": []}},
-                            schema)
+        jsonschema.validate(
+            {"@type": "neuroglancer_segment_properties", "inline": {"ids": [1], "properties": []}}, schema
+        )
 
 
 def test_segment_properties_empty_and_tags_without_descriptions() -> None:
@@ -398,42 +462,54 @@ def test_segment_properties_empty_and_tags_without_descriptions() -> None:
     assert client_parse(info)["t"] == {5: ["b"]}
 
 
-@pytest.mark.parametrize("ids,props,message", [
-    ([1, 2], [sp.SegmentProperty("l", "label", ["a"])], "1 values for 2 ids"),
-    ([1], [sp.SegmentProperty("a", "label", ["x"]), sp.SegmentProperty("b", "label", ["y"])], "one 'label'"),
-    ([1], [sp.SegmentProperty("a", "description", ["x"]), sp.SegmentProperty("b", "description", ["y"])],
-     "one 'description'"),
-    ([1], [sp.SegmentProperty("a", "tags", [[]], tags=("x",)), sp.SegmentProperty("b", "tags", [[]], tags=("y",))],
-     "one 'tags'"),
-    ([1], [sp.SegmentProperty("a", "string", ["x"]), sp.SegmentProperty("a", "number", [1], data_type="uint8")],
-     "duplicate"),
-    ([1, 1], [], "unique"),
-    ([2**64], [], "not a uint64"),
-    ([-1], [], "not a uint64"),
-    ([1.0], [], "integers"),
-    ([1], [sp.SegmentProperty("x", "colour", ["r"])], "type 'colour'"),
-    ([1], [sp.SegmentProperty("x", "string", [3])], "must be strings"),
-    ([1, 2], [sp.SegmentProperty("n", "number", [1.0, float("nan")], data_type="float32")], "NaN"),
-    ([1], [sp.SegmentProperty("n", "number", [float("inf")], data_type="float32")], "NaN/infinite"),
-    ([1], [sp.SegmentProperty("n", "number", [1e39], data_type="float32")], "float32 range"),
-    ([1], [sp.SegmentProperty("n", "number", [300], data_type="uint8")], "do not fit uint8"),
-    ([1], [sp.SegmentProperty("n", "number", [-1], data_type="uint32")], "do not fit uint32"),
-    ([1], [sp.SegmentProperty("n", "number", [2**31], data_type="int32")], "do not fit int32"),
-    ([1], [sp.SegmentProperty("n", "number", [0.5], data_type="int16")], "non-integer"),
-    ([1], [sp.SegmentProperty("n", "number", ["1"], data_type="int16")], "must be numbers"),
-    ([1], [sp.SegmentProperty("n", "number", [1])], "data_type is required"),
-    ([1], [sp.SegmentProperty("n", "number", [1], data_type="uint64")], "not in"),
-    ([1], [sp.SegmentProperty("s", "string", ["x"], data_type="uint8")], "data_type is required"),
-    ([1], [sp.SegmentProperty("s", "string", ["x"], tags=("a",))], "tags properties only"),
-    ([1], [sp.SegmentProperty("t", "tags", [[2]], tags=("a", "b"))], "out of range"),
-    ([1], [sp.SegmentProperty("t", "tags", [[0.5]], tags=("a",))], "integers"),
-    ([1], [sp.SegmentProperty("t", "tags", [[0]], tags=("a b",))], "spaces"),
-    ([1], [sp.SegmentProperty("t", "tags", [[0]], tags=("#a",))], "'#'"),
-    ([1], [sp.SegmentProperty("t", "tags", [[0]], tags=("a", "A"))], "distinct"),
-    ([1], [sp.SegmentProperty("t", "tags", [[0]], tags=("a",), tag_descriptions=("x", "y"))], "2 tag_descriptions"),
-    ([1], [sp.SegmentProperty("t", "tags", [[0]], tags=("a",), description="d")], "no description"),
-    ([1], [sp.SegmentProperty("", "string", ["x"])], "non-empty"),
-])
+@pytest.mark.parametrize(
+    "ids,props,message",
+    [
+        ([1, 2], [sp.SegmentProperty("l", "label", ["a"])], "1 values for 2 ids"),
+        ([1], [sp.SegmentProperty("a", "label", ["x"]), sp.SegmentProperty("b", "label", ["y"])], "one 'label'"),
+        (
+            [1],
+            [sp.SegmentProperty("a", "description", ["x"]), sp.SegmentProperty("b", "description", ["y"])],
+            "one 'description'",
+        ),
+        (
+            [1],
+            [sp.SegmentProperty("a", "tags", [[]], tags=("x",)), sp.SegmentProperty("b", "tags", [[]], tags=("y",))],
+            "one 'tags'",
+        ),
+        (
+            [1],
+            [sp.SegmentProperty("a", "string", ["x"]), sp.SegmentProperty("a", "number", [1], data_type="uint8")],
+            "duplicate",
+        ),
+        ([1, 1], [], "unique"),
+        ([2**64], [], "not a uint64"),
+        ([-1], [], "not a uint64"),
+        ([1.0], [], "integers"),
+        ([1], [sp.SegmentProperty("x", "colour", ["r"])], "type 'colour'"),
+        ([1], [sp.SegmentProperty("x", "string", [3])], "must be strings"),
+        ([1, 2], [sp.SegmentProperty("n", "number", [1.0, float("nan")], data_type="float32")], "NaN"),
+        ([1], [sp.SegmentProperty("n", "number", [float("inf")], data_type="float32")], "NaN/infinite"),
+        ([1], [sp.SegmentProperty("n", "number", [1e39], data_type="float32")], "float32 range"),
+        ([1], [sp.SegmentProperty("n", "number", [300], data_type="uint8")], "do not fit uint8"),
+        ([1], [sp.SegmentProperty("n", "number", [-1], data_type="uint32")], "do not fit uint32"),
+        ([1], [sp.SegmentProperty("n", "number", [2**31], data_type="int32")], "do not fit int32"),
+        ([1], [sp.SegmentProperty("n", "number", [0.5], data_type="int16")], "non-integer"),
+        ([1], [sp.SegmentProperty("n", "number", ["1"], data_type="int16")], "must be numbers"),
+        ([1], [sp.SegmentProperty("n", "number", [1])], "data_type is required"),
+        ([1], [sp.SegmentProperty("n", "number", [1], data_type="uint64")], "not in"),
+        ([1], [sp.SegmentProperty("s", "string", ["x"], data_type="uint8")], "data_type is required"),
+        ([1], [sp.SegmentProperty("s", "string", ["x"], tags=("a",))], "tags properties only"),
+        ([1], [sp.SegmentProperty("t", "tags", [[2]], tags=("a", "b"))], "out of range"),
+        ([1], [sp.SegmentProperty("t", "tags", [[0.5]], tags=("a",))], "integers"),
+        ([1], [sp.SegmentProperty("t", "tags", [[0]], tags=("a b",))], "spaces"),
+        ([1], [sp.SegmentProperty("t", "tags", [[0]], tags=("#a",))], "'#'"),
+        ([1], [sp.SegmentProperty("t", "tags", [[0]], tags=("a", "A"))], "distinct"),
+        ([1], [sp.SegmentProperty("t", "tags", [[0]], tags=("a",), tag_descriptions=("x", "y"))], "2 tag_descriptions"),
+        ([1], [sp.SegmentProperty("t", "tags", [[0]], tags=("a",), description="d")], "no description"),
+        ([1], [sp.SegmentProperty("", "string", ["x"])], "non-empty"),
+    ],
+)
 def test_segment_properties_invalid(ids: list, props: list[sp.SegmentProperty], message: str) -> None:
     """Everything the client would reject, misread (wrap, truncation, NaN) or ignore raises ValueError."""
     with pytest.raises(ValueError, match=message):

@@ -1,4 +1,5 @@
 """Viewer states (``zvfs.link``, ``zvfs link``) and the ``zvfs view`` server, without a browser."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ from urllib.parse import unquote
 
 import pytest
 import requests
+from support import TIMEOUT, ZVFS, build_every_type, viewed, zvfs
 
-from support import (TIMEOUT, ZVFS, build_every_type, viewed, zvfs)
 from zvfs import link
 from zvfs.frontends import view
 from zvfs.source import open_tree
@@ -45,6 +46,7 @@ def assert_inside(state: dict, lo: float, hi: float) -> None:
 
 # -- states of each geometry type ------------------------------------------------------------------
 
+
 def test_point_cloud_state(stores):
     state = state_of(stores["point_cloud"])
     assert state["dimensions"] == {"x": NM, "y": NM, "z": NM}
@@ -64,8 +66,9 @@ def test_line_state_colours_by_both_endpoints(stores):
     assert "setLineColor(colormapJet(colour()), colormapJet(colour_b()))" in layer["shader"]
 
 
-@pytest.mark.parametrize("kind, ids, attribute", [("streamline", [str(i) for i in range(1, 8)], "fa"),
-                                                  ("graph", ["1", "2", "3"], "degree")])
+@pytest.mark.parametrize(
+    "kind, ids, attribute", [("streamline", [str(i) for i in range(1, 8)], "fa"), ("graph", ["1", "2", "3"], "degree")]
+)
 def test_polyline_and_graph_states(stores, kind, ids, attribute):
     state = state_of(stores[kind])
     assert_inside(state, 0, 100)
@@ -126,16 +129,31 @@ def test_several_stores_share_one_space(stores):
     assert state["dimensions"] == {"x": NM, "y": NM, "z": NM}
     assert [(layer["name"], layer["source"]) for layer in state["layers"]] == [
         ("pts/annotations", f"precomputed://{BASE}pts/annotations"),
-        ("neurons/skeletons", f"precomputed://{BASE}neurons/skeletons")]
+        ("neurons/skeletons", f"precomputed://{BASE}neurons/skeletons"),
+    ]
     assert_inside(state, 0, 80_000)
 
 
-def test_broken_info_is_one_line_error(stores, tmp_path):
+def test_broken_layer_is_reported_and_the_rest_shown(stores, tmp_path, caplog):
+    """One unusable layer (a broken ``info``) stays in the state without a type, so that the viewer
+    shows its error, with a one-line warning naming it; the store's other layers are complete."""
     out = tmp_path / "broken"
-    zvfs("export", "--no-progress", str(stores["point_cloud"]), str(out))
+    zvfs("export", "--no-progress", str(stores["streamline"]), str(out))
     (out / "annotations" / "info").write_text("{")
-    with pytest.raises(link.StoreError, match=r"/annotations/info: not JSON"):
-        state_of(out)
+    state = state_of(out, "broken")
+    layers = {layer["name"]: layer for layer in state["layers"]}
+    assert layers["broken/annotations"] == {"name": "broken/annotations", "source": f"precomputed://{BASE}annotations"}
+    assert layers["broken/skeletons"]["type"] == "segmentation" and layers["broken/skeletons"]["segments"]
+    assert any("/annotations/info: not JSON" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_unreadable_file_is_a_warning_not_a_silent_skip(stores, tmp_path, caplog):
+    out = tmp_path / "copy"
+    zvfs("export", "--no-progress", str(stores["skeleton"]), str(out))
+    (out / "skeletons" / "7").write_bytes(b"\x05\x00")
+    state = state_of(out, "copy")
+    assert [layer["name"] for layer in state["layers"]] == ["copy/skeletons"]
+    assert any("/skeletons/7: left out" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
 
 
 def test_state_url_round_trip():
@@ -149,10 +167,14 @@ def test_names():
     assert link.source_name("/data/cells.zarrvectors/") == "cells"
     assert link.source_name("https://host/data/cells.zarrvectors/") == "cells"
     assert link.unique_names(["a/x.zarrvectors", "b/x.zarrvectors", "x"]) == {
-        "x": "a/x.zarrvectors", "x-2": "b/x.zarrvectors", "x-3": "x"}
+        "x": "a/x.zarrvectors",
+        "x-2": "b/x.zarrvectors",
+        "x-3": "x",
+    }
 
 
 # -- MultiTree ---------------------------------------------------------------------------------------
+
 
 def test_multi_tree(tmp_path):
     for name in ("a", "b"):
@@ -175,12 +197,15 @@ def test_multi_tree(tmp_path):
 
 # -- zvfs link ---------------------------------------------------------------------------------------
 
+
 def test_link_command(stores):
     out = zvfs("link", str(stores["streamline"]), "--base-url", "http://h:1/data", "--viewer", "http://v/").stdout
     body, url = out.rstrip("\n").rsplit("\n", 1)
     state = json.loads(body)
     assert [layer["source"] for layer in state["layers"]] == [
-        "precomputed://http://h:1/data/annotations", "precomputed://http://h:1/data/skeletons"]
+        "precomputed://http://h:1/data/annotations",
+        "precomputed://http://h:1/data/skeletons",
+    ]
     assert layers(state)["streamline/skeletons"]["segments"] == [str(i) for i in range(1, 8)]
     assert url.startswith("http://v/#!") and json.loads(unquote(url.split("#!", 1)[1])) == state
 
@@ -192,6 +217,7 @@ def test_link_command_defaults(stores):
 
 
 # -- zvfs view ---------------------------------------------------------------------------------------
+
 
 def test_view_serves_client_and_stores(stores, tmp_path):
     with viewed([stores["point_cloud"], stores["mesh"]], tmp_path / "view.log") as (_, url):
@@ -215,7 +241,9 @@ def test_view_serves_client_and_stores(stores, tmp_path):
 
         state = first_event(base)["s"]
         assert [layer["source"] for layer in state["layers"]] == [
-            f"precomputed://{base}point_cloud/annotations", f"precomputed://{base}mesh/meshes"]
+            f"precomputed://{base}point_cloud/annotations",
+            f"precomputed://{base}mesh/meshes",
+        ]
         posted = requests.post(base + "state/zvfs", data=json.dumps({"s": {}, "g": 3}), timeout=TIMEOUT)
         assert posted.status_code == 200 and "g" in posted.json()
 
@@ -226,7 +254,7 @@ def first_event(base: str) -> dict:
         assert resp.headers["Content-Type"] == "text/event-stream"
         line = next(raw for raw in resp.iter_lines(decode_unicode=True) if raw)
     assert line.startswith("data: ")
-    message = json.loads(line[len("data: "):])
+    message = json.loads(line[len("data: ") :])
     assert message["k"] == "s"
     return message
 
@@ -246,7 +274,12 @@ def test_view_without_neuroglancer_says_how_to_install(stores, tmp_path):
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "fake")}
-    res = subprocess.run([*ZVFS, "view", str(stores["line"]), "--port", "0", "--no-browser"],
-                         capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    res = subprocess.run(
+        [*ZVFS, "view", str(stores["line"]), "--port", "0", "--no-browser"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+    )
     assert res.returncode == 2
     assert res.stderr.strip() == "zvfs: error: " + view.INSTALL_HINT

@@ -2,24 +2,25 @@
 zarr-vectors (coarse levels without faces) and one whose coarse level carries triangles, their
 ``meshes/`` fetched through a real mount, a real server and an export, decoded with cloud-volume
 at every LOD and DracoPy for every fragment; and the simplifier on its own."""
+
 from __future__ import annotations
 
 import json
 import threading
-from itertools import pairwise
+from collections.abc import Iterator
 from contextlib import ExitStack
+from itertools import pairwise
 from pathlib import Path
-from typing import Iterator
 
 import DracoPy
 import numpy as np
 import pytest
 from cloudvolume import CloudVolume
 from cloudvolume.exceptions import MeshDecodeError
-
 from support import FRONT_ENDS, add_pyramid, build_meshes, fetch, put_level_meshes, tree_urls, uv_sphere
 from test_meshes import VOLUME_INFO, area, triangles
 
+from zvfs.encoders.meshes import Manifest
 from zvfs.mappers.meshes import MeshSource
 from zvfs.meshing import MIN_FACES, simplify
 from zvfs.objects import ObjectTable
@@ -50,8 +51,9 @@ def fetched(request: pytest.FixtureRequest, stores, tmp_path_factory: pytest.Tem
     ``meshes/`` fetched through one front end."""
     out = tmp_path_factory.mktemp(f"lod_{request.param}")
     with ExitStack() as stack:
-        urls = tree_urls(request.param, {n: p for n, (p, _) in stores.items()},
-                         tmp_path_factory.mktemp(request.param), stack)
+        urls = tree_urls(
+            request.param, {n: p for n, (p, _) in stores.items()}, tmp_path_factory.mktemp(request.param), stack
+        )
         for name, base in urls.items():
             mesh = out / name / "mesh"
             (mesh / "segment_properties").mkdir(parents=True)
@@ -63,15 +65,10 @@ def fetched(request: pytest.FixtureRequest, stores, tmp_path_factory: pytest.Tem
 
 # -- oracles ---------------------------------------------------------------------------------------
 
-def header(manifest: bytes) -> tuple[np.ndarray, int, np.ndarray]:
-    """(chunk_shape, num_lods, lod_scales) of a multi-resolution manifest."""
-    (lods,) = np.frombuffer(manifest, "<u4", 1, offset=24)
-    return np.frombuffer(manifest, "<f4", 3).astype(np.float64), int(lods), np.frombuffer(manifest, "<f4", lods, 28)
-
 
 def quantum(manifest: bytes, lod: int) -> float:
     """Largest position error of one LOD: its 16-bit node grid, plus float32."""
-    return float(np.linalg.norm(header(manifest)[0] * 2**lod)) / (2**BITS - 1) + 1e-3
+    return float(np.linalg.norm(Manifest.decode(manifest).chunk_shape * 2**lod)) / (2**BITS - 1) + 1e-3
 
 
 def surface_distance(points: np.ndarray, v: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -88,7 +85,7 @@ def surface_distance(points: np.ndarray, v: np.ndarray, f: np.ndarray) -> np.nda
         return np.linalg.norm(p - s - t[..., None] * d, axis=-1)
 
     out = []
-    for p in (points[i:i + 64, None] for i in range(0, len(points), 64)):
+    for p in (points[i : i + 64, None] for i in range(0, len(points), 64)):
         height = ((p - a) * n).sum(-1)
         q = p - height[..., None] * n
         inside = np.broadcast_to(norm > 1e-12, height.shape).copy()
@@ -129,10 +126,12 @@ def decoded(fetched: Path, name: str, seg: int, lod: int):
 
 # -- through the front ends --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", STORES)
 def test_one_lod_per_zvf_level(fetched, name) -> None:
     for seg in SEGMENTS:
-        chunk, lods, scales = header((fetched / name / "mesh" / f"{seg}.index").read_bytes())
+        manifest = Manifest.decode((fetched / name / "mesh" / f"{seg}.index").read_bytes())
+        chunk, lods, scales = manifest.chunk_shape, manifest.num_lods, manifest.lod_scales
         assert lods == STORES[name]
         assert (scales > 0).all() and (np.diff(scales) >= 0).all(), "lod_scales positive, non-decreasing"
         assert (chunk >= 25).all(), "LOD-0 nodes no smaller than a ZVF chunk"
@@ -142,7 +141,7 @@ def test_one_lod_per_zvf_level(fetched, name) -> None:
 
 @pytest.mark.parametrize("name", STORES)
 def test_lod0_is_the_written_mesh(fetched, stores, name) -> None:
-    for seg, (v, f) in zip(SEGMENTS, stores[name][1]):
+    for seg, (v, f) in zip(SEGMENTS, stores[name][1], strict=True):
         manifest = (fetched / name / "mesh" / f"{seg}.index").read_bytes()
         mesh = decoded(fetched, name, seg, 0)
         assert surface_distance(v, mesh.vertices, mesh.faces).max() <= quantum(manifest, 0)
@@ -156,15 +155,15 @@ def test_lods_are_the_target_reduction(fetched, stores, name) -> None:
     target vertex count within max(2, 10%); the faces store's LOD 1 is its level-1 triangles."""
     path, meshes = stores[name]
     src = MeshSource(open_store(str(path)))
-    for seg, targets in zip(SEGMENTS, target_counts(path)):
+    for seg, targets in zip(SEGMENTS, target_counts(path), strict=True):
         manifest = (fetched / name / "mesh" / f"{seg}.index").read_bytes()
-        for k, ((v, f), target) in enumerate(zip(src.lods(seg - 1), targets)):
+        for k, ((v, f), target) in enumerate(zip(src.lods(seg - 1), targets, strict=True)):
             assert abs(len(np.unique(f)) - target) <= max(2, 0.1 * target), (seg, k)
             mesh = decoded(fetched, name, seg, k)
             assert surface_distance(mesh.vertices, v, f).max() <= quantum(manifest, k)
             assert surface_distance(v, mesh.vertices, mesh.faces).max() <= quantum(manifest, k)
     if name == "faces":
-        for seg, (v, f) in zip(SEGMENTS, [*COARSE, meshes[2]]):
+        for seg, (v, f) in zip(SEGMENTS, [*COARSE, meshes[2]], strict=True):
             tol = quantum((fetched / name / "mesh" / f"{seg}.index").read_bytes(), 1)
             mesh = decoded(fetched, name, seg, 1)
             assert surface_distance(v, mesh.vertices, mesh.faces).max() <= tol
@@ -188,7 +187,7 @@ def test_coarse_lods_stay_on_the_surface(fetched, stores, name) -> None:
     within half the level's ZVF bin edge, the spacing of its own metavertices."""
     path, meshes = stores[name]
     bins = [level.bin_shape.max() for level in open_store(str(path)).levels]
-    for seg, (v, f) in zip(SEGMENTS, meshes):
+    for seg, (v, f) in zip(SEGMENTS, meshes, strict=True):
         for k in range(1, STORES[name]):
             mesh = decoded(fetched, name, seg, k)
             assert surface_distance(mesh.vertices, v, f).max() <= bins[k] / 2, (seg, k)
@@ -198,24 +197,17 @@ def test_coarse_lods_stay_on_the_surface(fetched, stores, name) -> None:
 @pytest.mark.parametrize("name", STORES)
 def test_every_draco_fragment_decodes(fetched, name) -> None:
     for seg in SEGMENTS:
-        manifest = (fetched / name / "mesh" / f"{seg}.index").read_bytes()
+        fragments = Manifest.decode((fetched / name / "mesh" / f"{seg}.index").read_bytes()).fragments()
         data = (fetched / name / "mesh" / str(seg)).read_bytes()
-        _, lods, _ = header(manifest)
-        counts = np.frombuffer(manifest, "<u4", lods, offset=28 + 16 * lods)
-        offset, sizes = 28 + 20 * lods, []
-        for n in counts:
-            sizes += np.frombuffer(manifest, "<u4", n, offset=offset + 12 * n).tolist()
-            offset += 16 * n
-        assert offset == len(manifest) and sum(sizes) == len(data)
-        start = 0
-        for size in sizes:
+        assert sum(size for *_, size in fragments) == len(data)
+        for _, _, start, size in fragments:
             if size:
-                mesh = DracoPy.decode(data[start:start + size])
+                mesh = DracoPy.decode(data[start : start + size])
                 assert len(mesh.faces) and len(mesh.points) and np.asarray(mesh.points).max() < 2**BITS
-            start += size
 
 
 # -- the simplifier ----------------------------------------------------------------------------------
+
 
 def wavy_sheet(n: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """An open surface: a corrugated n x n grid."""
@@ -275,5 +267,5 @@ def test_simplify_is_thread_safe() -> None:
         t.start()
     for t in threads:
         t.join()
-    for (a, b), (c, d) in zip(serial, results):
+    for (a, b), (c, d) in zip(serial, results, strict=True):
         assert np.array_equal(a, c) and np.array_equal(b, d)

@@ -1,25 +1,39 @@
 """Meshes end to end: a mesh store built with zarr-vectors, its ``meshes/`` (multi-resolution Draco)
 and ``legacy_meshes/`` trees fetched through a real mount, a real server and an export, and decoded
 with independent readers (cloud-volume for both formats, DracoPy for every fragment)."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterator
 
 import DracoPy
 import numpy as np
 import pytest
 import zarr_vectors as zv
 from cloudvolume import CloudVolume
-
 from support import FRONT_ENDS, build_meshes, fetch, tree_urls
 
-VOLUME_INFO = {"@type": "neuroglancer_multiscale_volume", "type": "segmentation", "data_type": "uint64",
-               "num_channels": 1, "scales": [{"key": "1_1_1", "resolution": [1, 1, 1], "size": [1, 1, 1],
-                                              "voxel_offset": [0, 0, 0], "chunk_sizes": [[64, 64, 64]],
-                                              "encoding": "raw"}]}
+from zvfs.encoders.meshes import Manifest
+
+VOLUME_INFO = {
+    "@type": "neuroglancer_multiscale_volume",
+    "type": "segmentation",
+    "data_type": "uint64",
+    "num_channels": 1,
+    "scales": [
+        {
+            "key": "1_1_1",
+            "resolution": [1, 1, 1],
+            "size": [1, 1, 1],
+            "voxel_offset": [0, 0, 0],
+            "chunk_sizes": [[64, 64, 64]],
+            "encoding": "raw",
+        }
+    ],
+}
 SEGMENTS = (1, 2, 3)  # object id + 1
 
 
@@ -35,8 +49,10 @@ def fetched(request: pytest.FixtureRequest, store, tmp_path_factory: pytest.Temp
     out = tmp_path_factory.mktemp(f"fetched_{request.param}")
     with ExitStack() as stack:
         base = tree_urls(request.param, {"mesh": store[0]}, tmp_path_factory.mktemp(request.param), stack)["mesh"]
-        for layer, names in (("meshes", [n for s in SEGMENTS for n in (f"{s}.index", str(s))]),
-                             ("legacy_meshes", [n for s in SEGMENTS for n in (f"{s}:0", f"{s}:0:0")])):
+        for layer, names in (
+            ("meshes", [n for s in SEGMENTS for n in (f"{s}.index", str(s))]),
+            ("legacy_meshes", [n for s in SEGMENTS for n in (f"{s}:0", f"{s}:0:0")]),
+        ):
             (out / layer / "mesh" / "segment_properties").mkdir(parents=True)
             for name in ["info", "segment_properties/info", *names]:
                 (out / layer / "mesh" / name).write_bytes(fetch(f"{base}{layer}/{name}"))
@@ -62,7 +78,7 @@ def test_written_meshes_are_what_zarr_vectors_reads(store) -> None:
 
 def test_legacy_meshes_exact(fetched, store) -> None:
     cv = CloudVolume(f"precomputed://file://{fetched}/legacy_meshes")
-    for seg, (v, f) in zip(SEGMENTS, store[1]):
+    for seg, (v, f) in zip(SEGMENTS, store[1], strict=True):
         mesh = cv.mesh.get(seg, remove_duplicate_vertices=False)
         assert triangles(mesh.vertices, mesh.faces) == triangles(v, f), "every face, exact float32, whole object"
         assert len(mesh.vertices) == len(v), "each vertex once, also where the object crosses chunk seams"
@@ -72,10 +88,9 @@ def test_multires_draco_meshes_within_quantization(fetched, store) -> None:
     cv = CloudVolume(f"precomputed://file://{fetched}/meshes")
     info = json.loads((fetched / "meshes" / "mesh" / "info").read_text())
     assert info["@type"] == "neuroglancer_multilod_draco" and info["segment_properties"] == "segment_properties"
-    for seg, (v, f) in zip(SEGMENTS, store[1]):
-        manifest = (fetched / "meshes" / "mesh" / f"{seg}.index").read_bytes()
-        chunk = np.frombuffer(manifest, "<f4", 3)
-        tol = np.linalg.norm(chunk) / (2**info["vertex_quantization_bits"] - 1) + 1e-3  # 16-bit grid + float32
+    for seg, (v, f) in zip(SEGMENTS, store[1], strict=True):
+        chunk = Manifest.decode((fetched / "meshes" / "mesh" / f"{seg}.index").read_bytes()).chunk_shape
+        tol = np.linalg.norm(chunk) / (2 ** info["vertex_quantization_bits"] - 1) + 1e-3  # 16-bit grid + float32
         mesh = cv.mesh.get(seg, lod=0)[seg]
         got = np.asarray(mesh.vertices, np.float64)
         nearest = np.min(np.linalg.norm(got[None] - np.asarray(v, np.float64)[:, None], axis=2), axis=1)
@@ -85,19 +100,12 @@ def test_multires_draco_meshes_within_quantization(fetched, store) -> None:
 
 def test_every_draco_fragment_decodes(fetched) -> None:
     for seg in SEGMENTS:
-        manifest = (fetched / "meshes" / "mesh" / f"{seg}.index").read_bytes()
+        fragments = Manifest.decode((fetched / "meshes" / "mesh" / f"{seg}.index").read_bytes()).fragments()
         data = (fetched / "meshes" / "mesh" / str(seg)).read_bytes()
-        (lods,) = np.frombuffer(manifest, "<u4", 1, offset=24)
-        counts = np.frombuffer(manifest, "<u4", lods, offset=28 + 16 * lods)
-        offset, sizes = 28 + 20 * lods, []
-        for n in counts:
-            sizes += np.frombuffer(manifest, "<u4", n, offset=offset + 12 * n).tolist()
-            offset += 16 * n
-        assert sum(sizes) == len(data)
-        start = 0
-        for size in sizes:
+        assert sum(size for *_, size in fragments) == len(data)
+        for _, _, start, size in fragments:
             if size:
-                decoded = DracoPy.decode(data[start:start + size])
+                decoded = DracoPy.decode(data[start : start + size])
                 assert len(decoded.faces) and len(decoded.points)
             start += size
 

@@ -14,19 +14,22 @@ annotation and a skeleton layer (polylines, streamlines, graphs: the same object
 annotation layer starts hidden. Value ranges and the bounds of skeletons and meshes come from a
 sample of the files (:data:`SAMPLE_FILES` per layer).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
 import numpy as np
 
-from .encoders.annotations import AnnotationSchema, Property
+from .encoders import meshes, numeric, skeletons
+from .encoders.annotations import AnnotationSchema, decode_multiple
 from .errors import StoreError
 from .tree import NotFound, ReadFailed, Tree
 
@@ -39,7 +42,6 @@ DEFAULT_VIEWER = "https://neuroglancer-demo.appspot.com/"
 ANNOTATIONS, SKELETONS = "neuroglancer_annotations_v1", "neuroglancer_skeletons"
 MULTILOD, LEGACY = "neuroglancer_multilod_draco", "neuroglancer_legacy_mesh"
 NM: list = [1e-9, "m"]
-NUMERIC = {"float32", "int32", "uint32", "int16", "uint16", "int8", "uint8"}
 SWC_LIKE = re.compile(r"swc|^(type|structure|compartment)$", re.IGNORECASE)
 PROJECTION_ORIENTATION = [-0.23, 0.36, 0.09, 0.9]  # an oblique 3-D view (quaternion x, y, z, w)
 PROJECTION_MARGIN = 2.0  # 3-D field of view / largest extent (a rotated box needs up to sqrt(3))
@@ -73,19 +75,20 @@ class Box:
     dims: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, lo: Sequence[float], hi: Sequence[float], dimensions: Mapping[str, list]) -> "Box":
-        return cls({name: (lo[i] * scale, hi[i] * scale, unit)
-                    for i, (name, (scale, unit)) in enumerate(dimensions.items())})
+    def of(cls, lo: Sequence[float], hi: Sequence[float], dimensions: Mapping[str, list]) -> Box:
+        return cls(
+            {name: (lo[i] * scale, hi[i] * scale, unit) for i, (name, (scale, unit)) in enumerate(dimensions.items())}
+        )
 
     @classmethod
-    def nanometres(cls, points: np.ndarray) -> "Box":
+    def nanometres(cls, points: np.ndarray) -> Box:
         """The box of (N, 3) x/y/z positions in nanometres."""
         if not len(points):
             return cls()
         lo, hi = points.min(0), points.max(0)
-        return cls.of(lo.tolist(), hi.tolist(), {d: NM for d in "xyz"})
+        return cls.of(lo.tolist(), hi.tolist(), dict.fromkeys("xyz", NM))
 
-    def union(self, other: "Box") -> "Box":
+    def union(self, other: Box) -> Box:
         out = dict(self.dims)
         for name, (lo, hi, unit) in other.dims.items():
             mine = out.get(name)
@@ -107,6 +110,7 @@ class Layer:
 
 # -- reading the tree --------------------------------------------------------------------------
 
+
 def read_json(tree: Tree, path: str) -> dict:
     """A JSON object of the tree; StoreError (one line) if it is missing, unreadable or not one."""
     try:
@@ -125,31 +129,39 @@ def read_json(tree: Tree, path: str) -> dict:
 
 
 def sample(tree: Tree, paths: Sequence[str], decode: Callable[[bytes], T]) -> list[T]:
-    """``decode`` of up to :data:`SAMPLE_FILES` of ``paths``; files that fail to read or decode are
-    skipped (the viewer will report them)."""
+    """``decode`` of up to :data:`SAMPLE_FILES` of ``paths``. A file that cannot be read, or that
+    its format's decoder refuses (ValueError), is skipped with a warning naming it: the viewer will
+    report it too, and the rest of the layer still counts."""
     out = []
     for path in paths[:SAMPLE_FILES]:
         try:
             out.append(decode(tree.read(path)))
-        except (NotFound, ReadFailed, ValueError, KeyError, IndexError) as exc:
-            log.debug("link: skipping %s: %s", path, exc)
+        except (NotFound, ReadFailed, ValueError) as exc:
+            log.warning("%s: /%s: left out of the view's fit: %s", tree.label, path, exc)
     return out
 
 
-def layer_dirs(tree: Tree) -> dict[str, dict]:
-    """Root directory name -> its ``info``, for directories with an ``info`` naming a known type."""
-    out = {}
+def layer_dirs(tree: Tree) -> dict[str, dict | StoreError]:
+    """Root directory name -> its ``info`` (for a known layer type), or the error reading it."""
+    out: dict[str, dict | StoreError] = {}
     for name in sorted(tree.listdir("")):
         try:
             if tree.stat(f"{name}/info").is_dir:
                 continue
         except (NotFound, NotADirectoryError):
             continue
-        info = read_json(tree, f"{name}/info")
+        except ReadFailed as exc:
+            out[name] = StoreError(str(exc))
+            continue
+        try:
+            info = read_json(tree, f"{name}/info")
+        except StoreError as exc:
+            out[name] = exc
+            continue
         if info.get("@type") in (ANNOTATIONS, SKELETONS, MULTILOD, LEGACY):
             out[name] = info
-    if any(i["@type"] == MULTILOD for i in out.values()):
-        out = {k: v for k, v in out.items() if v["@type"] != LEGACY}
+    if any(isinstance(i, dict) and i["@type"] == MULTILOD for i in out.values()):
+        out = {k: v for k, v in out.items() if not (isinstance(v, dict) and v["@type"] == LEGACY)}
     return out
 
 
@@ -171,38 +183,21 @@ def to_nanometres(points: np.ndarray, info: dict) -> np.ndarray:
 
 # -- annotations -------------------------------------------------------------------------------
 
-def annotation_schema(info: dict) -> AnnotationSchema:
-    props = tuple(Property(p["id"], p["type"], enum_values=tuple(p.get("enum_values", ())))
-                  for p in info.get("properties", []))
-    return AnnotationSchema(info["annotation_type"], len(info["dimensions"]), props)
 
-
-def property_rows(data: bytes, schema: AnnotationSchema) -> np.ndarray:
-    """The property blocks of a multiple-annotation file (a spatial cell) as a structured array."""
-    n = int(np.frombuffer(data, "<u8", 1)[0])
-    block = schema.property_dtype.itemsize
-    if not schema.polyline:
-        records = np.frombuffer(data, np.uint8, n * schema.record_size, 8).reshape(n, schema.record_size)
-        return np.ascontiguousarray(records[:, schema.record_size - block:]).view(schema.property_dtype).ravel()
-    rows, at = [], 8
-    for _ in range(n):  # uint32 vertex count, the vertices, then the property block
-        at += 4 + 4 * schema.rank * int(np.frombuffer(data, "<u4", 1, at)[0])
-        rows.append(data[at:at + block])
-        at += block
-    return np.frombuffer(b"".join(rows), schema.property_dtype)
-
-
-def property_values(tree: Tree, path: str, info: dict) -> np.ndarray | None:
-    """Property values of a sample of the coarsest spatial level's cells, or None."""
-    schema = annotation_schema(info)
+def property_values(tree: Tree, path: str, info: dict) -> dict[str, np.ndarray] | None:
+    """Property columns of a sample of the coarsest spatial level's cells, or None if it has none."""
+    schema = AnnotationSchema.from_info(info)
+    schema.check()
+    level = f"{path}/{info['spatial'][0]['key']}"
     try:
-        schema.check()
-        level = f"{path}/{info['spatial'][0]['key']}"
         cells = [f"{level}/{name}" for name in sorted(tree.listdir(level))]
-    except (ValueError, KeyError, IndexError, NotFound, NotADirectoryError):
+    except NotFound:
+        log.warning("%s: /%s: missing; the layer is not coloured by its properties", tree.label, level)
         return None
-    rows = sample(tree, cells, lambda data: property_rows(data, schema))
-    return np.concatenate(rows) if rows else None
+    batches = sample(tree, cells, lambda data: decode_multiple(schema, data).properties)
+    if not batches:
+        return None
+    return {p.id: np.concatenate([b[p.id] for b in batches]) for p in schema.properties}
 
 
 def value_range(values: np.ndarray | None, dtype: str = "float32") -> list[float] | None:
@@ -219,31 +214,33 @@ def value_range(values: np.ndarray | None, dtype: str = "float32") -> list[float
     return [lo, hi if hi > lo else lo + 1.0]
 
 
-def invlerp(control: str, prop: dict, values: np.ndarray | None) -> str:
+def invlerp(control: str, prop: dict, values: Mapping[str, np.ndarray] | None) -> str:
     rng = value_range(None if values is None else values[prop["id"]], prop["type"])
     args = f'property="{prop["id"]}"' + (f", range={json.dumps(rng)}" if rng else "")
     return f"#uicontrol invlerp {control}({args})\n"
 
 
-def annotation_shader(info: dict, values: np.ndarray | None) -> str | None:
+def annotation_shader(info: dict, values: Mapping[str, np.ndarray] | None) -> str | None:
     """Colour by the first numeric property (a line's two endpoint values as a gradient), else by
     an rgb/rgba property; points get a size slider, lines a width slider."""
     props = {p["id"]: p for p in info.get("properties", [])}
-    numeric = [p for p in props.values() if p["type"] in NUMERIC and "enum_values" not in p]
+    numbers = [p for p in props.values() if p["type"] in numeric.TYPES and "enum_values" not in p]
     rgb = [p for p in props.values() if p["type"] in ("rgb", "rgba")]
     kind = info["annotation_type"]
     if kind == "point":
         controls, body = "#uicontrol float size slider(min=1, max=20, default=5)\n", "  setPointMarkerSize(size);\n"
     else:
         controls, body = "#uicontrol float width slider(min=1, max=10, default=2)\n", "  setLineWidth(width);\n"
-    if numeric:
-        first = numeric[0]
+    if numbers:
+        first = numbers[0]
         pair = props.get(first["id"][:-2] + "_b") if kind == "line" and first["id"].endswith("_a") else None
         controls += invlerp("colour", first, values)
         if pair:
             controls += invlerp("colour_b", pair, values)
-            body += "  setLineColor(colormapJet(colour()), colormapJet(colour_b()));\n" \
-                    "  setEndpointMarkerColor(colormapJet(colour()), colormapJet(colour_b()));\n"
+            body += (
+                "  setLineColor(colormapJet(colour()), colormapJet(colour_b()));\n"
+                "  setEndpointMarkerColor(colormapJet(colour()), colormapJet(colour_b()));\n"
+            )
         else:
             body += "  setColor(colormapJet(colour()));\n"
     elif rgb:
@@ -264,41 +261,38 @@ def annotation_layer(tree: Tree, path: str, info: dict) -> Layer:
 
 # -- skeletons and meshes ----------------------------------------------------------------------
 
-def skeleton_arrays(data: bytes, info: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(N, 3) positions and the vertex attributes of one skeleton file."""
-    nv, ne = (int(x) for x in np.frombuffer(data, "<u4", 2))
-    positions = np.frombuffer(data, "<f4", 3 * nv, 8).reshape(nv, 3)
-    at, attributes = 8 + 12 * nv + 8 * ne, {}
-    for a in info.get("vertex_attributes", []):
-        dtype, comps = np.dtype(a["data_type"]).newbyteorder("<"), int(a["num_components"])
-        attributes[a["id"]] = np.frombuffer(data, dtype, nv * comps, at).reshape(nv, comps)
-        at += dtype.itemsize * nv * comps
-    return positions, attributes
-
 
 def skeleton_shader(info: dict, attributes: Mapping[str, np.ndarray]) -> str | None:
     """Colour by an SWC-type-like attribute (soma, axon, dendrites), else the first attribute."""
     single = [a["id"] for a in info.get("vertex_attributes", []) if a["num_components"] == 1]
-    swc = [i for i in single if SWC_LIKE.search(i) and i in attributes
-           and np.array_equal(attributes[i], np.round(attributes[i]))]
+    swc = [
+        i
+        for i in single
+        if SWC_LIKE.search(i) and i in attributes and np.array_equal(attributes[i], np.round(attributes[i]))
+    ]
     if swc:
         return f"{SWC_COLOURS}void main() {{\n  emitRGB(swcColour({swc[0]}));\n}}\n"
     if not single:
         return None
     name = single[0]
     lo, hi = value_range(attributes.get(name)) or [0.0, 1.0]
-    return (f"#uicontrol float {name}_min slider(min={lo}, max={hi}, default={lo})\n"
-            f"#uicontrol float {name}_max slider(min={lo}, max={hi}, default={hi})\n"
-            f"void main() {{\n  emitRGB(colormapJet(clamp(({name} - {name}_min) / "
-            f"max({name}_max - {name}_min, 1e-20), 0.0, 1.0)));\n}}\n")
+    return (
+        f"#uicontrol float {name}_min slider(min={lo}, max={hi}, default={lo})\n"
+        f"#uicontrol float {name}_max slider(min={lo}, max={hi}, default={hi})\n"
+        f"void main() {{\n  emitRGB(colormapJet(clamp(({name} - {name}_min) / "
+        f"max({name}_max - {name}_min, 1e-20), 0.0, 1.0)));\n}}\n"
+    )
 
 
 def skeleton_layer(tree: Tree, path: str, info: dict, ids: list[str]) -> Layer:
-    files = sample(tree, [f"{path}/{i}" for i in ids], lambda data: skeleton_arrays(data, info))
-    positions = np.concatenate([p for p, _ in files]) if files else np.zeros((0, 3))
-    attributes = {a: np.concatenate([f[1][a] for f in files]) for a in (files[0][1] if files else {})}
-    state: dict = {"type": "segmentation",
-                   "skeletonRendering": {"mode2d": "lines_and_points", "mode3d": "lines", "lineWidth3d": 2}}
+    spec = skeletons.spec_from_info(info)
+    files = sample(tree, [f"{path}/{i}" for i in ids], lambda data: skeletons.decode(data, spec))
+    positions = np.concatenate([p for p, _, _ in files]) if files else np.zeros((0, 3))
+    attributes = {a.id: np.concatenate([f[2][a.id] for f in files]) for a in spec} if files else {}
+    state: dict = {
+        "type": "segmentation",
+        "skeletonRendering": {"mode2d": "lines_and_points", "mode3d": "lines", "lineWidth3d": 2},
+    }
     shader = skeleton_shader(info, attributes)
     if shader:
         state["skeletonShader"] = shader
@@ -306,27 +300,17 @@ def skeleton_layer(tree: Tree, path: str, info: dict, ids: list[str]) -> Layer:
 
 
 def multilod_corners(data: bytes) -> np.ndarray:
-    """Corners of the finest LOD's non-empty fragment nodes, in stored coordinates (manifest only)."""
-    header = np.frombuffer(data, "<f4", 6)
-    chunk, origin = header[:3].astype(np.float64), header[3:].astype(np.float64)
-    lods = int(np.frombuffer(data, "<u4", 1, 24)[0])
-    offsets = np.frombuffer(data, "<f4", 3 * lods, 28 + 4 * lods).reshape(lods, 3)
-    count = int(np.frombuffer(data, "<u4", 1, 28 + 16 * lods)[0])
-    at = 28 + 20 * lods
-    cells = np.frombuffer(data, "<u4", 3 * count, at).reshape(3, count).T.astype(np.float64)
-    cells = cells[np.frombuffer(data, "<u4", count, at + 12 * count) > 0]
-    low = origin + offsets[0] + cells * chunk
-    return np.concatenate([low, low + chunk])
+    """Corners of the finest LOD's non-empty nodes, in stored coordinates (from the manifest alone)."""
+    manifest = meshes.Manifest.decode(data)
+    boxes = [manifest.node_box(0, p) for p, size in zip(manifest.positions[0], manifest.sizes[0], strict=True) if size]
+    return np.asarray([corner for low, edge in boxes for corner in (low, low + edge)]).reshape(-1, 3)
 
 
 def legacy_vertices(tree: Tree, path: str, manifest: bytes) -> np.ndarray:
     """The vertices (nanometres) of a legacy mesh's fragments."""
-    def vertices(data: bytes) -> np.ndarray:
-        n = int(np.frombuffer(data, "<u4", 1)[0])
-        return np.frombuffer(data, "<f4", 3 * n, 4).reshape(n, 3)
-
     fragments = [f"{path}/{name}" for name in json.loads(manifest)["fragments"]]
-    return np.concatenate([np.zeros((0, 3), np.float32), *sample(tree, fragments, vertices)])
+    found = sample(tree, fragments, lambda data: meshes.decode_legacy_fragment(data)[0])
+    return np.concatenate([np.zeros((0, 3), np.float32), *found])
 
 
 def mesh_layer(tree: Tree, path: str, info: dict, ids: list[str]) -> Layer:
@@ -341,6 +325,7 @@ def mesh_layer(tree: Tree, path: str, info: dict, ids: list[str]) -> Layer:
 
 # -- the state ---------------------------------------------------------------------------------
 
+
 def directory_layer(tree: Tree, path: str, info: dict) -> Layer:
     """The layer of one layer directory, without name and source."""
     if info["@type"] == ANNOTATIONS:
@@ -352,19 +337,33 @@ def directory_layer(tree: Tree, path: str, info: dict) -> Layer:
 
 
 def tree_layers(source: Source) -> list[Layer]:
-    """The layers of one tree, named ``<source name>/<directory>``."""
+    """The layers of one tree, named ``<source name>/<directory>``. A layer whose ``info`` or
+    segment list cannot be used is still listed, without a type, so that the viewer shows its
+    source's error; a warning names it."""
     dirs = layer_dirs(source.tree)
-    hide_annotations = any(i["@type"] == SKELETONS for i in dirs.values())
+    hide_annotations = any(isinstance(i, dict) and i["@type"] == SKELETONS for i in dirs.values())
     layers = []
     for path, info in dirs.items():
         try:
+            if isinstance(info, StoreError):
+                raise info
             layer = directory_layer(source.tree, path, info)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"{source.tree.label}: /{path}/info: unusable ({type(exc).__name__}: {exc})") from None
-        if info["@type"] == ANNOTATIONS and hide_annotations:
+        except (StoreError, NotFound, ReadFailed, KeyError, TypeError, ValueError) as exc:
+            log.warning(
+                "%s: /%s: layer cannot be used (%s: %s); the viewer will show its error",
+                source.tree.label,
+                path,
+                type(exc).__name__,
+                exc,
+            )
+            layer = Layer({}, Box())
+        if isinstance(info, dict) and info["@type"] == ANNOTATIONS and hide_annotations:
             layer.state["visible"] = False
-        layer.state = {"name": f"{source.name}/{path}", "source": f"precomputed://{source.url}{quote(path)}",
-                       **layer.state}
+        layer.state = {
+            "name": f"{source.name}/{path}",
+            "source": f"precomputed://{source.url}{quote(path)}",
+            **layer.state,
+        }
         layers.append(layer)
     return layers
 
@@ -384,20 +383,29 @@ def view_fit(dimensions: dict[str, list], box: Box) -> dict:
     extent = max(extents) / min(scale for scale, _ in dimensions.values())
     if extent <= 0:
         return {"position": centre}
-    return {"position": centre, "crossSectionScale": extent / CROSS_SECTION_PIXELS,
-            "projectionScale": extent * PROJECTION_MARGIN, "projectionOrientation": PROJECTION_ORIENTATION}
+    return {
+        "position": centre,
+        "crossSectionScale": extent / CROSS_SECTION_PIXELS,
+        "projectionScale": extent * PROJECTION_MARGIN,
+        "projectionOrientation": PROJECTION_ORIENTATION,
+    }
 
 
 def build_state(sources: Sequence[Source]) -> dict:
     """A complete Neuroglancer state showing every layer of every source in one coordinate space
     (the first annotation layer's dimensions, else x/y/z in nanometres)."""
     layers = [layer for s in sources for layer in tree_layers(s)]
-    dimensions = next((lay.dimensions for lay in layers if lay.dimensions), {d: NM for d in "xyz"})
+    dimensions = next((lay.dimensions for lay in layers if lay.dimensions), dict.fromkeys("xyz", NM))
     box = Box()
     for layer in layers:
         box = box.union(layer.box)
-    return {"dimensions": dimensions, **view_fit(dimensions, box), "layers": [lay.state for lay in layers],
-            "showSlices": False, "layout": "xy-3d"}
+    return {
+        "dimensions": dimensions,
+        **view_fit(dimensions, box),
+        "layers": [lay.state for lay in layers],
+        "showSlices": False,
+        "layout": "xy-3d",
+    }
 
 
 def union_state(trees: Mapping[str, Tree], base_url: str) -> dict:

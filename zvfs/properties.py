@@ -1,17 +1,17 @@
 """ZVF attributes -> typed annotation properties (names and values kept wherever the format can)."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 import numpy as np
 
+from .encoders import numeric
 from .encoders.annotations import Property
 from .store import AttributeInfo
 
-_NATIVE = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32"}
-_NARROWED = {"int64": "int32", "uint64": "uint32", "float64": "float32", "float16": "float32", "bool": "uint8"}
 _ID = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -30,13 +30,7 @@ class Column:
             raw = raw.reshape(len(raw), -1)[:, self.channel]
         if self.prop.type in ("rgb", "rgba"):
             return raw.reshape(len(raw), -1).astype(np.uint8)
-        dtype = np.dtype(self.prop.type)
-        if dtype.kind in "iu" and raw.dtype.kind in "iub" and len(raw):
-            info = np.iinfo(dtype)
-            lo, hi = int(raw.min()), int(raw.max())
-            if lo < info.min or hi > info.max:
-                raise ValueError(f"attribute {self.attribute!r}: values {lo}..{hi} do not fit property type {dtype}")
-        return raw.astype(dtype)
+        return numeric.cast(raw, self.prop.type, f"attribute {self.attribute!r}")
 
 
 def unique_id(name: str, taken: set[str]) -> str:
@@ -60,15 +54,6 @@ def _description(attr: AttributeInfo, scope: str, channel: str = "") -> str:
     return text + (f": {attr.description}" if attr.description else "")
 
 
-def _scalar_type(dtype: np.dtype) -> str:
-    name = dtype.name
-    if name in _NATIVE:
-        return name
-    if name in _NARROWED:
-        return _NARROWED[name]
-    raise ValueError(f"unsupported attribute dtype {name}")
-
-
 def columns(attrs: Iterable[AttributeInfo], scope: str, taken: set[str] | None = None) -> list[Column]:
     """Property columns for stored attributes: categorical -> enum, uint8 x3/x4 -> rgb/rgba,
     other multi-channel attributes -> one property per channel, 64-bit -> 32-bit."""
@@ -76,19 +61,48 @@ def columns(attrs: Iterable[AttributeInfo], scope: str, taken: set[str] | None =
     out: list[Column] = []
     for a in attrs:
         if a.categories:
-            out.append(Column(Property(unique_id(a.name, taken), _scalar_type(a.dtype), _description(a, scope),
-                                       tuple(range(len(a.categories))), a.categories), a.name))
+            out.append(
+                Column(
+                    Property(
+                        unique_id(a.name, taken),
+                        numeric.type_for(a.dtype),
+                        _description(a, scope),
+                        tuple(range(len(a.categories))),
+                        a.categories,
+                    ),
+                    a.name,
+                )
+            )
         elif a.dtype == np.uint8 and a.channels in (3, 4):
-            out.append(Column(Property(unique_id(a.name, taken), "rgb" if a.channels == 3 else "rgba",
-                                       _description(a, scope)), a.name))
+            out.append(
+                Column(
+                    Property(unique_id(a.name, taken), "rgb" if a.channels == 3 else "rgba", _description(a, scope)),
+                    a.name,
+                )
+            )
         elif a.dtype == np.bool_:
-            out.append(Column(Property(unique_id(a.name, taken), "uint8", _description(a, scope),
-                                       (0, 1), ("false", "true")), a.name))
+            out.append(
+                Column(
+                    Property(unique_id(a.name, taken), "uint8", _description(a, scope), (0, 1), ("false", "true")),
+                    a.name,
+                )
+            )
         elif a.channels == 1:
-            out.append(Column(Property(unique_id(a.name, taken), _scalar_type(a.dtype), _description(a, scope)), a.name))
+            out.append(
+                Column(Property(unique_id(a.name, taken), numeric.type_for(a.dtype), _description(a, scope)), a.name)
+            )
         else:
             for c in range(a.channels):
                 label = a.channel_names[c] if c < len(a.channel_names) else str(c)
-                out.append(Column(Property(unique_id(f"{a.name}_{label}", taken), _scalar_type(a.dtype),
-                                           _description(a, scope, label)), a.name, c))
+                out.append(
+                    Column(
+                        Property(
+                            unique_id(f"{a.name}_{label}", taken),
+                            numeric.type_for(a.dtype),
+                            _description(a, scope, label),
+                        ),
+                        a.name,
+                        c,
+                    )
+                )
     return out

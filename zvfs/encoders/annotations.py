@@ -6,19 +6,22 @@ a multiple of 4. Polylines start with a uint32 point count. Multiple-annotation 
 cells, relationship lists): uint64 count, records, uint64 ids. Single-annotation encoding (by_id):
 one record, then per relationship a uint32 count and uint64 segment ids.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Mapping, Sequence
 
 import numpy as np
 
+from . import numeric
+
 # type -> (numpy dtype of one component, components)
 PROPERTY_TYPES: dict[str, tuple[str, int]] = {
-    "float32": ("<f4", 1), "uint32": ("<u4", 1), "int32": ("<i4", 1),
-    "uint16": ("<u2", 1), "int16": ("<i2", 1),
-    "uint8": ("u1", 1), "int8": ("i1", 1), "rgb": ("u1", 3), "rgba": ("u1", 4),
+    **{name: (dtype.str, 1) for name, dtype in numeric.TYPES.items()},
+    "rgb": ("u1", 3),
+    "rgba": ("u1", 4),
 }
 GEOMETRY_POINTS = {"point": 1, "line": 2, "axis_aligned_bounding_box": 2, "ellipsoid": 2}
 MAX_RECORD_BYTES = 255  # past this the client splits properties into groups (a different layout)
@@ -85,14 +88,44 @@ class AnnotationSchema:
         points = 0 if self.polyline else GEOMETRY_POINTS[self.annotation_type]
         return 4 * self.rank * points + self.property_dtype.itemsize
 
+    @cached_property
+    def record_dtype(self) -> np.dtype:
+        """Structured dtype of one fixed-size record (not polylines): geometry, then the property block."""
+        geometry = 4 * self.rank * GEOMETRY_POINTS[self.annotation_type]
+        return np.dtype(
+            {
+                "names": ["geometry", "properties"],
+                "formats": [("<f4", geometry // 4), self.property_dtype],
+                "offsets": [0, geometry],
+                "itemsize": self.record_size,
+            }
+        )
+
+    @classmethod
+    def from_info(cls, info: Mapping) -> AnnotationSchema:
+        """The schema an annotation ``info`` declares (what a reader needs to decode its files)."""
+        props = tuple(
+            Property(
+                p["id"],
+                p["type"],
+                p.get("description", ""),
+                tuple(p.get("enum_values", ())),
+                tuple(p.get("enum_labels", ())),
+            )
+            for p in info.get("properties", [])
+        )
+        rels = tuple(r["id"] for r in info.get("relationships", []))
+        return cls(info["annotation_type"], len(info["dimensions"]), props, rels)
+
     def check(self) -> None:
         """Raise ValueError where the client would read these records with another layout."""
         if self.record_size > MAX_RECORD_BYTES:
-            raise ValueError(f"annotation records of {self.record_size} bytes exceed {MAX_RECORD_BYTES}: too many properties")
+            raise ValueError(
+                f"annotation records of {self.record_size} bytes exceed {MAX_RECORD_BYTES}: too many properties"
+            )
 
     def json(self) -> dict:
-        return {"annotation_type": self.annotation_type,
-                "properties": [p.json() for p in self.ordered_properties]}
+        return {"annotation_type": self.annotation_type, "properties": [p.json() for p in self.ordered_properties]}
 
 
 @dataclass
@@ -120,25 +153,75 @@ def _property_block(schema: AnnotationSchema, props: Mapping[str, np.ndarray], n
     return block
 
 
+def _polyline_words(schema: AnnotationSchema, counts: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Word (4-byte) layout of a run of polyline records with these vertex counts: total words, each
+    record's count word, its (V, rank) vertex words and its (n, block words) property words. Every
+    part of a polyline record is a whole number of words (the property block is padded to 4 bytes)."""
+    counts = np.asarray(counts, np.int64)
+    block = schema.property_dtype.itemsize // 4
+    sizes = 1 + schema.rank * counts + block
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    first_vertex = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    base = np.repeat(starts + 1 - first_vertex * schema.rank, counts) + np.arange(int(counts.sum())) * schema.rank
+    vertex_words = base[:, None] + np.arange(schema.rank)
+    property_words = (starts + 1 + schema.rank * counts)[:, None] + np.arange(block)
+    return int(sizes.sum()), starts, vertex_words, property_words
+
+
 def _records(schema: AnnotationSchema, ann: Annotations) -> bytes:
+    """The records of a batch, in the layout :func:`_decode_records` reads."""
     n = len(ann)
     block = _property_block(schema, ann.properties, n)
     if not schema.polyline:
-        geom = np.ascontiguousarray(ann.geometry, "<f4").reshape(n, -1)
-        return np.concatenate([geom.view(np.uint8).reshape(n, -1), block.view(np.uint8).reshape(n, -1)], 1).tobytes()
+        records = np.zeros(n, schema.record_dtype)
+        records["geometry"] = np.asarray(ann.geometry, np.float32).reshape(n, -1)
+        records["properties"] = block
+        return records.tobytes()
     counts = np.asarray(ann.counts, np.int64)
-    verts = np.ascontiguousarray(ann.geometry, "<f4").reshape(-1, schema.rank)
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    props = block.view(np.uint8).reshape(n, -1)
-    parts = []
-    for i in range(n):
-        parts += [np.uint32(counts[i]).tobytes(), verts[starts[i]:starts[i + 1]].tobytes(), props[i].tobytes()]
-    return b"".join(parts)
+    total, starts, vertex_words, property_words = _polyline_words(schema, counts)
+    words = np.zeros(total, "<u4")
+    words[starts] = counts
+    words[vertex_words] = np.ascontiguousarray(ann.geometry, "<f4").reshape(-1, schema.rank).view("<u4")
+    words[property_words] = block.view("<u4").reshape(n, -1)
+    return words.tobytes()
+
+
+def _decode_records(schema: AnnotationSchema, data: bytes, n: int, offset: int) -> tuple[Annotations, int]:
+    """``n`` records of ``data`` from ``offset`` (ids left empty) and the offset after them."""
+    if not schema.polyline:
+        records = np.frombuffer(data, schema.record_dtype, n, offset)
+        geometry = records["geometry"].astype(np.float32)
+        block, counts, end = records["properties"], None, offset + n * schema.record_size
+    else:
+        counts_list, at, block_bytes = [], offset, schema.property_dtype.itemsize
+        for _ in range(n):  # each record's length depends on its vertex count
+            count = int(np.frombuffer(data, "<u4", 1, at)[0])
+            counts_list.append(count)
+            at += 4 + 4 * schema.rank * count + block_bytes
+        counts = np.asarray(counts_list, np.int64)
+        words = np.frombuffer(data, "<u4", (at - offset) // 4, offset)
+        _, _, vertex_words, property_words = _polyline_words(schema, counts)
+        geometry = words[vertex_words].view("<f4").reshape(-1, schema.rank)
+        block, end = words[property_words].copy().view(schema.property_dtype).reshape(n), at
+    props = {p.id: np.asarray(block[p.id]) for p in schema.ordered_properties}
+    return Annotations(geometry, props, np.zeros(n, np.uint64), counts), end
 
 
 def encode_multiple(schema: AnnotationSchema, ann: Annotations) -> bytes:
     """Spatial cell / relationship list: uint64 count, records, uint64 ids."""
     return np.uint64(len(ann)).tobytes() + _records(schema, ann) + np.asarray(ann.ids, "<u8").tobytes()
+
+
+def decode_multiple(schema: AnnotationSchema, data: bytes) -> Annotations:
+    """The annotations of a spatial cell or relationship file; ValueError unless ``data`` is exactly one."""
+    if len(data) < 8:
+        raise ValueError(f"a multiple-annotation file has at least 8 bytes, not {len(data)}")
+    n = int(np.frombuffer(data, "<u8", 1)[0])
+    ann, end = _decode_records(schema, data, n, 8)
+    if len(data) != end + 8 * n:
+        raise ValueError(f"{len(data)} bytes for {n} annotations, expected {end + 8 * n}")
+    ann.ids = np.frombuffer(data, "<u8", n, end).copy()
+    return ann
 
 
 def multiple_size(schema: AnnotationSchema, n: int, vertices: int = 0) -> int:
@@ -156,6 +239,21 @@ def encode_single(schema: AnnotationSchema, ann: Annotations) -> bytes:
     return _records(schema, ann) + tail
 
 
+def decode_single(schema: AnnotationSchema, data: bytes, aid: int = 0) -> Annotations:
+    """The one annotation of a ``by_id`` file (id ``aid``), with its related ids; ValueError unless
+    ``data`` is exactly one."""
+    ann, at = _decode_records(schema, data, 1, 0)
+    related = []
+    for _ in schema.relationships:
+        count = int(np.frombuffer(data, "<u4", 1, at)[0])
+        related.append(np.frombuffer(data, "<u8", count, at + 4).copy())
+        at += 4 + 8 * count
+    if at != len(data):
+        raise ValueError(f"{len(data)} bytes for one annotation, expected {at}")
+    ann.ids, ann.related = np.asarray([aid], np.uint64), [related]
+    return ann
+
+
 def single_size(schema: AnnotationSchema, related_counts: Sequence[int], vertices: int = 0) -> int:
     """Exact size of :func:`encode_single` given the number of related ids per relationship."""
     extra = 4 + 4 * schema.rank * vertices if schema.polyline else 0
@@ -170,12 +268,23 @@ class SpatialLevel:
     limit: int
 
     def json(self) -> dict:
-        return {"key": self.key, "grid_shape": list(self.grid_shape),
-                "chunk_size": list(self.chunk_size), "limit": max(1, int(self.limit))}
+        return {
+            "key": self.key,
+            "grid_shape": list(self.grid_shape),
+            "chunk_size": list(self.chunk_size),
+            "limit": max(1, int(self.limit)),
+        }
 
 
-def info(schema: AnnotationSchema, dimensions: Mapping[str, list], lower: Sequence[float], upper: Sequence[float],
-         spatial: Sequence[SpatialLevel], relationship_keys: Mapping[str, str], by_id_key: str = "by_id") -> dict:
+def info(
+    schema: AnnotationSchema,
+    dimensions: Mapping[str, list],
+    lower: Sequence[float],
+    upper: Sequence[float],
+    spatial: Sequence[SpatialLevel],
+    relationship_keys: Mapping[str, str],
+    by_id_key: str = "by_id",
+) -> dict:
     """The ``info`` JSON of an annotation collection (spatial levels coarse to fine)."""
     return {
         "@type": "neuroglancer_annotations_v1",

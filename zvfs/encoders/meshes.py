@@ -19,10 +19,13 @@ it leaves, as its vertices would be clamped. ``vertex_offsets`` are written as z
 Legacy (``neuroglancer_legacy_mesh``): a JSON manifest ``<id>:0`` listing fragment files, each
 ``uint32 n; float32 xyz[n][3]; uint32 tri[f][3]`` with positions in nm (no transform).
 """
+
 from __future__ import annotations
 
 import json
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import DracoPy
 import numpy as np
@@ -42,8 +45,13 @@ class EncodedMesh(NamedTuple):
     data: bytes
 
 
-def info(*, vertex_quantization_bits: int = 16, transform: Sequence[float] | None = None,
-         lod_scale_multiplier: float = 1.0, segment_properties: str | None = None) -> dict:
+def info(
+    *,
+    vertex_quantization_bits: int = 16,
+    transform: Sequence[float] | None = None,
+    lod_scale_multiplier: float = 1.0,
+    segment_properties: str | None = None,
+) -> dict:
     """The ``info`` JSON of a multi-resolution mesh directory (``transform``: stored model -> nm)."""
     if vertex_quantization_bits not in QUANTIZATION_BITS:
         raise ValueError(f"vertex_quantization_bits must be 10 or 16, not {vertex_quantization_bits}")
@@ -52,8 +60,12 @@ def info(*, vertex_quantization_bits: int = 16, transform: Sequence[float] | Non
     t = [float(x) for x in (IDENTITY if transform is None else transform)]
     if len(t) != 12:
         raise ValueError(f"transform needs 12 numbers (4x3 row-major), got {len(t)}")
-    out = {"@type": "neuroglancer_multilod_draco", "vertex_quantization_bits": vertex_quantization_bits,
-           "transform": t, "lod_scale_multiplier": float(lod_scale_multiplier)}
+    out = {
+        "@type": "neuroglancer_multilod_draco",
+        "vertex_quantization_bits": vertex_quantization_bits,
+        "transform": t,
+        "lod_scale_multiplier": float(lod_scale_multiplier),
+    }
     if segment_properties:
         out["segment_properties"] = segment_properties
     return out
@@ -62,6 +74,79 @@ def info(*, vertex_quantization_bits: int = 16, transform: Sequence[float] | Non
 def manifest_size(fragments_per_lod: Sequence[int]) -> int:
     """Exact size of a manifest with these node counts (empty nodes included)."""
     return 28 + 20 * len(fragments_per_lod) + 16 * sum(fragments_per_lod)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A multi-resolution manifest (``<id>.index``), one layout for :meth:`encode` and :meth:`decode`:
+    float32 chunk_shape[3], grid_origin[3]; uint32 num_lods; float32 lod_scales[num_lods],
+    vertex_offsets[num_lods][3]; uint32 nodes per LOD; then per LOD uint32 positions[3][n] (all x,
+    then y, then z) and uint32 fragment sizes[n]."""
+
+    chunk_shape: np.ndarray  # (3,)
+    grid_origin: np.ndarray  # (3,)
+    lod_scales: np.ndarray  # (L,)
+    vertex_offsets: np.ndarray  # (L, 3)
+    positions: tuple[np.ndarray, ...]  # per LOD: (n, 3) node positions, Z-ordered
+    sizes: tuple[np.ndarray, ...]  # per LOD: (n,) fragment bytes (0: empty node)
+
+    @property
+    def num_lods(self) -> int:
+        return len(self.lod_scales)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Nodes per LOD."""
+        return np.asarray([len(p) for p in self.positions], np.int64)
+
+    def encode(self) -> bytes:
+        head = [
+            np.asarray(self.chunk_shape, "<f4"),
+            np.asarray(self.grid_origin, "<f4"),
+            np.asarray([self.num_lods], "<u4"),
+            np.asarray(self.lod_scales, "<f4"),
+            np.asarray(self.vertex_offsets, "<f4").reshape(-1, 3),
+            np.asarray([len(p) for p in self.positions], "<u4"),
+        ]
+        parts = [a.tobytes() for a in head]
+        for pos, size in zip(self.positions, self.sizes, strict=True):
+            parts += [np.ascontiguousarray(np.asarray(pos).T, "<u4").tobytes(), np.asarray(size, "<u4").tobytes()]
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Manifest:
+        """The manifest in ``data``; ValueError unless ``data`` is exactly one manifest."""
+        if len(data) < 28:
+            raise ValueError(f"a manifest has at least 28 bytes, not {len(data)}")
+        head = np.frombuffer(data, "<f4", 6).astype(np.float64)
+        lods = int(np.frombuffer(data, "<u4", 1, 24)[0])
+        if len(data) < 28 + 20 * lods:
+            raise ValueError(f"manifest of {len(data)} bytes is too short for {lods} LODs")
+        scales = np.frombuffer(data, "<f4", lods, 28).astype(np.float64)
+        offsets = np.frombuffer(data, "<f4", 3 * lods, 28 + 4 * lods).astype(np.float64).reshape(lods, 3)
+        counts = np.frombuffer(data, "<u4", lods, 28 + 16 * lods).astype(np.int64)
+        if len(data) != manifest_size(counts.tolist()):
+            raise ValueError(f"manifest of {len(data)} bytes, expected {manifest_size(counts.tolist())}")
+        at, positions, sizes = 28 + 20 * lods, [], []
+        for n in counts.tolist():
+            positions.append(np.frombuffer(data, "<u4", 3 * n, at).reshape(3, n).T.astype(np.int64))
+            sizes.append(np.frombuffer(data, "<u4", n, at + 12 * n).astype(np.int64))
+            at += 16 * n
+        return cls(head[:3], head[3:], scales, offsets, tuple(positions), tuple(sizes))
+
+    def fragments(self) -> list[tuple[int, np.ndarray, int, int]]:
+        """(LOD, node position, offset, size) of every node, in data-file order (offset into ``<id>``)."""
+        out, offset = [], 0
+        for lod, (pos, size) in enumerate(zip(self.positions, self.sizes, strict=True)):
+            for p, n in zip(pos, size.tolist(), strict=True):
+                out.append((lod, p, offset, n))
+                offset += n
+        return out
+
+    def node_box(self, lod: int, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lower corner, edge lengths) of a node in stored model coordinates."""
+        edge = self.chunk_shape * 2.0**lod
+        return self.grid_origin + self.vertex_offsets[lod] + edge * np.asarray(position, np.float64), edge
 
 
 def zorder_key(positions: np.ndarray) -> np.ndarray:
@@ -164,22 +249,29 @@ def clip_to_grid(u: np.ndarray, faces: np.ndarray) -> Mesh:
             iq = ip + len(p2)
             ao, bo, co = a[off], b[off], c_[off]
             u = np.concatenate([u, p1, p2, q2])
-            faces = np.concatenate([
-                faces[~cross],
-                np.stack([a[on], b[on], i1], 1), np.stack([a[on], i1, c_[on]], 1),
-                np.stack([ao, ip, iq], 1), np.stack([ip, bo, co], 1), np.stack([ip, co, iq], 1)])
+            faces = np.concatenate(
+                [
+                    faces[~cross],
+                    np.stack([a[on], b[on], i1], 1),
+                    np.stack([a[on], i1, c_[on]], 1),
+                    np.stack([ao, ip, iq], 1),
+                    np.stack([ip, bo, co], 1),
+                    np.stack([ip, co, iq], 1),
+                ]
+            )
     return u, faces
 
 
-def _lod_fragments(mesh: Mesh, origin: np.ndarray, chunk: np.ndarray, lod: int, bits: int,
-                   compression_level: int) -> dict[tuple[int, int, int], bytes]:
+def _lod_fragments(
+    mesh: Mesh, origin: np.ndarray, chunk: np.ndarray, lod: int, bits: int, compression_level: int
+) -> dict[tuple[int, int, int], bytes]:
     """Draco fragment of every non-empty node of one LOD, by node position."""
     v, f = mesh
     if not f.size:
         return {}
     per_node = 2 if lod else 1  # sub-grid cells per node edge
-    top = 2 ** bits - 1
-    u = (v - origin) / (chunk * 2.0 ** lod / per_node)
+    top = 2**bits - 1
+    u = (v - origin) / (chunk * 2.0**lod / per_node)
     u, f = clip_to_grid(u, f)
     corners = u[f] / per_node  # (F, 3 corners, 3) in node units
     node = np.floor(corners.mean(1)).astype(np.int64)
@@ -192,18 +284,24 @@ def _lod_fragments(mesh: Mesh, origin: np.ndarray, chunk: np.ndarray, lod: int, 
     q, node = q[order], node[order]
     starts = np.flatnonzero(np.concatenate([[True], (node[1:] != node[:-1]).any(1)]))
     out = {}
-    for s, e in zip(starts, np.append(starts[1:], len(node))):
+    for s, e in zip(starts, np.append(starts[1:], len(node)), strict=True):
         points, inverse = np.unique(q[s:e].reshape(-1, 3), axis=0, return_inverse=True)
         tri = inverse.reshape(-1, 3).astype(np.uint32)
         out[tuple(int(x) for x in node[s])] = DracoPy.encode(
-            points.astype(np.int32), tri, preserve_order=False, compression_level=compression_level)
+            points.astype(np.int32), tri, preserve_order=False, compression_level=compression_level
+        )
     return out
 
 
-def encode_multilod(lods: Sequence[Mesh], *, grid_origin: Sequence[float] | None = None,
-                    chunk_shape: Sequence[float] | None = None, lod_scales: Sequence[float] | None = None,
-                    vertex_quantization_bits: int = 16,
-                    compression_level: int = COMPRESSION_LEVEL) -> EncodedMesh:
+def encode_multilod(
+    lods: Sequence[Mesh],
+    *,
+    grid_origin: Sequence[float] | None = None,
+    chunk_shape: Sequence[float] | None = None,
+    lod_scales: Sequence[float] | None = None,
+    vertex_quantization_bits: int = 16,
+    compression_level: int = COMPRESSION_LEVEL,
+) -> EncodedMesh:
     """Manifest and fragment data of one segment.
 
     ``lods``: (vertices, faces) per LOD, finest first, in stored model coordinates. ``grid_origin``
@@ -234,8 +332,9 @@ def encode_multilod(lods: Sequence[Mesh], *, grid_origin: Sequence[float] | None
     if min(scales) < 0 or present != sorted(present):
         raise ValueError(f"lod_scales must be non-negative and non-decreasing (0 = absent), not {scales}")
 
-    nodes = [_lod_fragments(m, origin, chunk, k, vertex_quantization_bits, compression_level)
-             for k, m in enumerate(meshes)]
+    nodes = [
+        _lod_fragments(m, origin, chunk, k, vertex_quantization_bits, compression_level) for k, m in enumerate(meshes)
+    ]
     for k in range(len(nodes) - 1):  # every node needs its parent, empty if need be
         for p in nodes[k]:
             nodes[k + 1].setdefault((p[0] >> 1, p[1] >> 1, p[2] >> 1), b"")
@@ -244,16 +343,16 @@ def encode_multilod(lods: Sequence[Mesh], *, grid_origin: Sequence[float] | None
         pos = np.array(sorted(lod), np.int64).reshape(-1, 3)
         positions.append(pos[np.argsort(zorder_key(pos), kind="stable")])
 
-    header = [np.asarray(chunk, "<f4"), np.asarray(origin, "<f4"), np.asarray([len(nodes)], "<u4"),
-              np.asarray(scales, "<f4"), np.zeros((len(nodes), 3), "<f4"),
-              np.asarray([len(p) for p in positions], "<u4")]
-    parts: list[bytes] = [a.tobytes() for a in header]
-    blobs: list[bytes] = []
-    for lod, pos in zip(nodes, positions):
-        frags = [lod[tuple(int(x) for x in p)] for p in pos]
-        parts += [np.ascontiguousarray(pos.T, "<u4").tobytes(), np.asarray([len(b) for b in frags], "<u4").tobytes()]
-        blobs += frags
-    return EncodedMesh(b"".join(parts), b"".join(blobs))
+    frags = [[lod[tuple(int(x) for x in p)] for p in pos] for lod, pos in zip(nodes, positions, strict=True)]
+    manifest = Manifest(
+        chunk,
+        origin,
+        np.asarray(scales, np.float64),
+        np.zeros((len(nodes), 3)),
+        tuple(positions),
+        tuple(np.asarray([len(b) for b in lod], np.int64) for lod in frags),
+    )
+    return EncodedMesh(manifest.encode(), b"".join(b for lod in frags for b in lod))
 
 
 def legacy_info(segment_properties: str | None = None) -> dict:
@@ -276,6 +375,15 @@ def legacy_fragment(vertices: np.ndarray, faces: np.ndarray) -> bytes:
     if f.size and (f.min() < 0 or f.max() >= len(v)):
         raise ValueError(f"face indices out of range for {len(v)} vertices")
     return np.asarray([len(v)], "<u4").tobytes() + v.tobytes() + f.astype("<u4").tobytes()
+
+
+def decode_legacy_fragment(data: bytes) -> Mesh:
+    """(vertices in nm, faces) of a legacy fragment; ValueError unless ``data`` is exactly one."""
+    n = int(np.frombuffer(data, "<u4", 1)[0]) if len(data) >= 4 else -1
+    if n < 0 or (len(data) - 4 - 12 * n) % 12 or len(data) < 4 + 12 * n:
+        raise ValueError(f"not a legacy mesh fragment ({len(data)} bytes)")
+    vertices = np.frombuffer(data, "<f4", 3 * n, 4).reshape(n, 3)
+    return vertices, np.frombuffer(data, "<u4", offset=4 + 12 * n).reshape(-1, 3).astype(np.int64)
 
 
 def legacy_fragment_size(n_vertices: int, n_faces: int) -> int:

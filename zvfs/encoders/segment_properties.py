@@ -8,6 +8,7 @@ typed array, so out-of-range integers would wrap: refused here). JSON has no NaN
 client's ``JSON.parse`` rejects Python's ``NaN`` token and reads ``null`` as 0), so non-finite
 numbers raise ValueError; leave the segment out of ``ids`` instead, which the client shows as missing.
 """
+
 from __future__ import annotations
 
 import operator
@@ -17,12 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from . import numeric
+
 PROPERTY_TYPES = ("label", "description", "string", "tags", "number")
 SINGLE_TYPES = ("label", "description", "tags")  # at most one property of each
-NUMBER_TYPES: dict[str, str] = {
-    "uint8": "u1", "int8": "i1", "uint16": "<u2", "int16": "<i2",
-    "uint32": "<u4", "int32": "<i4", "float32": "<f4",
-}
 MAX_TAGS = 2**16  # the client packs a segment's tag indices into UTF-16 code units
 
 
@@ -56,8 +55,8 @@ class SegmentProperty:
             raise ValueError(f"{where}: {len(self.values)} values for {n} ids")
         if (self.data_type is not None) != (self.type == "number"):
             raise ValueError(f"{where}: data_type is required for number properties and only for them")
-        if self.type == "number" and self.data_type not in NUMBER_TYPES:
-            raise ValueError(f"{where}: data_type {self.data_type!r} not in {sorted(NUMBER_TYPES)}")
+        if self.type == "number" and self.data_type not in numeric.TYPES:
+            raise ValueError(f"{where}: data_type {self.data_type!r} not in {sorted(numeric.TYPES)}")
         if self.type != "tags" and (self.tags or self.tag_descriptions):
             raise ValueError(f"{where}: tags and tag_descriptions are for tags properties only")
         if self.type == "tags":
@@ -84,8 +83,9 @@ class SegmentProperty:
                 out["tag_descriptions"] = [str(d) for d in self.tag_descriptions]
         if self.type == "number":
             out["data_type"] = self.data_type
-        out["values"] = (_numbers(self) if self.type == "number" else
-                         _tag_lists(self) if self.type == "tags" else _strings(self))
+        out["values"] = (
+            _numbers(self) if self.type == "number" else _tag_lists(self) if self.type == "tags" else _strings(self)
+        )
         return out
 
 
@@ -100,7 +100,7 @@ def _tag_lists(p: SegmentProperty) -> list[list[int]]:
     """Each value as increasing, distinct tag indices (sorted here: a segment's tags are a set)."""
     out = []
     for v in p.values:
-        idx = sorted({_integer(i, f'segment property {p.id!r}: tag indices') for i in v})
+        idx = sorted({_integer(i, f"segment property {p.id!r}: tag indices") for i in v})
         if idx and (idx[0] < 0 or idx[-1] >= len(p.tags)):
             raise ValueError(f"segment property {p.id!r}: tag index out of range [0, {len(p.tags)}) in {list(v)}")
         out.append(idx)
@@ -109,29 +109,17 @@ def _tag_lists(p: SegmentProperty) -> list[list[int]]:
 
 def _numbers(p: SegmentProperty) -> list[int] | list[float]:
     """Values as Python numbers that the client's typed-array conversion keeps unchanged."""
-    dtype = np.dtype(NUMBER_TYPES[p.data_type])
     where = f"segment property {p.id!r}"
     try:
-        values = np.asarray(p.values, np.float64 if dtype.kind == "f" else None)
+        values = np.asarray(p.values, np.float64 if p.data_type == "float32" else None)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: number values must be numbers ({e})") from None
-    if values.size and values.dtype.kind not in "biuf":
-        raise ValueError(f"{where}: number values must be numbers, not {values.dtype}")
     if values.size and values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         raise ValueError(f"{where}: NaN/infinite values cannot be written as JSON numbers")
-    if dtype.kind == "f":
-        with np.errstate(over="ignore"):
-            f32 = values.astype(np.float32)
-        if not np.all(np.isfinite(f32)):
-            raise ValueError(f"{where}: values beyond the float32 range")
-        return [float(str(v)) for v in f32]  # shortest decimal that reads back as the same float32
-    if values.size:
-        if values.dtype.kind == "f" and not np.all(values == np.round(values)):
-            raise ValueError(f"{where}: non-integer values for {p.data_type}")
-        lim = np.iinfo(dtype)
-        if values.min() < lim.min or values.max() > lim.max:
-            raise ValueError(f"{where}: values in [{values.min()}, {values.max()}] do not fit {p.data_type}")
-    return [int(v) for v in values]
+    typed = numeric.cast(values, str(p.data_type), where)
+    if p.data_type == "float32":
+        return [float(str(v)) for v in typed]  # shortest decimal that reads back as the same float32
+    return [int(v) for v in typed]
 
 
 def info(ids: Sequence[int], properties: Sequence[SegmentProperty]) -> dict:
@@ -152,5 +140,7 @@ def info(ids: Sequence[int], properties: Sequence[SegmentProperty]) -> dict:
             raise ValueError(f"at most one {kind!r} property is allowed")
     for p in properties:
         p.check(len(keys))
-    return {"@type": "neuroglancer_segment_properties",
-            "inline": {"ids": [str(k) for k in keys], "properties": [p.json() for p in properties]}}
+    return {
+        "@type": "neuroglancer_segment_properties",
+        "inline": {"ids": [str(k) for k in keys], "properties": [p.json() for p in properties]},
+    }

@@ -7,6 +7,7 @@ index. The spec allows float32 and 8/16/32-bit integer attributes, but the 2.41.
 only float32 with 1-4 components and fails the whole data source otherwise
 (``Data type not supported by WebGL``): :meth:`VertexAttribute.check` says so before it happens.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -14,11 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# data_type -> little-endian numpy dtype
-DATA_TYPES: dict[str, str] = {
-    "float32": "<f4", "uint32": "<u4", "int32": "<i4",
-    "uint16": "<u2", "int16": "<i2", "uint8": "u1", "int8": "i1",
-}
+from . import numeric
+
 IDENTITY: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 MAX_COUNT = 2**32 - 1  # vertex and edge counts are uint32
 HEADER_BYTES = 8
@@ -35,15 +33,20 @@ class VertexAttribute:
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"vertex attribute id must be a non-empty string, not {self.id!r}")
-        if self.data_type not in DATA_TYPES:
-            raise ValueError(f"vertex attribute {self.id!r}: data_type {self.data_type!r} not in {sorted(DATA_TYPES)}")
-        if isinstance(self.num_components, bool) or not isinstance(self.num_components, (int, np.integer)) \
-                or self.num_components < 1:
+        if self.data_type not in numeric.TYPES:
+            raise ValueError(
+                f"vertex attribute {self.id!r}: data_type {self.data_type!r} not in {sorted(numeric.TYPES)}"
+            )
+        if (
+            isinstance(self.num_components, bool)
+            or not isinstance(self.num_components, (int, np.integer))
+            or self.num_components < 1
+        ):
             raise ValueError(f"vertex attribute {self.id!r}: num_components must be a positive integer")
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(DATA_TYPES[self.data_type])
+        return np.dtype(numeric.TYPES[self.data_type])
 
     @property
     def vertex_bytes(self) -> int:
@@ -53,11 +56,13 @@ class VertexAttribute:
     def check(self) -> None:
         """Raise ValueError where the 2.41.2 client cannot render this attribute (fails the layer)."""
         if self.data_type != "float32":
-            raise ValueError(f"vertex attribute {self.id!r}: Neuroglancer renders float32 attributes only, "
-                             f"not {self.data_type}")
+            raise ValueError(
+                f"vertex attribute {self.id!r}: Neuroglancer renders float32 attributes only, not {self.data_type}"
+            )
         if self.num_components > 4:
-            raise ValueError(f"vertex attribute {self.id!r}: Neuroglancer renders at most 4 components, "
-                             f"not {self.num_components}")
+            raise ValueError(
+                f"vertex attribute {self.id!r}: Neuroglancer renders at most 4 components, not {self.num_components}"
+            )
 
     def json(self) -> dict:
         return {"id": self.id, "data_type": self.data_type, "num_components": int(self.num_components)}
@@ -69,8 +74,12 @@ def _check_unique(spec: Sequence[VertexAttribute]) -> None:
         raise ValueError(f"duplicate vertex attribute ids in {ids}")
 
 
-def info(vertex_attributes: Sequence[VertexAttribute] = (), *, transform: Sequence[float] | None = None,
-         segment_properties: str | None = None) -> dict:
+def info(
+    vertex_attributes: Sequence[VertexAttribute] = (),
+    *,
+    transform: Sequence[float] | None = None,
+    segment_properties: str | None = None,
+) -> dict:
     """The ``info`` JSON of an unsharded skeleton directory.
 
     ``transform`` is the row-major 3x4 matrix from stored coordinates to nanometres; the identity
@@ -93,29 +102,9 @@ def info(vertex_attributes: Sequence[VertexAttribute] = (), *, transform: Sequen
     return out
 
 
-def _cast(values: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
-    """``values`` as ``dtype``, or ValueError where a value would change (wrap, truncate, overflow)."""
-    if values.dtype == dtype:
-        return values
-    if values.dtype.kind not in "biuf":
-        raise ValueError(f"{what}: cannot encode {values.dtype} values as {dtype.name}")
-    if dtype.kind == "f":
-        with np.errstate(over="ignore"):
-            out = values.astype(dtype)
-        if np.any(np.isinf(out) & np.isfinite(values)):
-            raise ValueError(f"{what}: values beyond the {dtype.name} range")
-        return out
-    if values.size:
-        if values.dtype.kind == "f" and not np.all(np.isfinite(values) & (values == np.round(values))):
-            raise ValueError(f"{what}: non-integer values cannot be encoded as {dtype.name}")
-        lim, lo, hi = np.iinfo(dtype), values.min(), values.max()
-        if lo < lim.min or hi > lim.max:
-            raise ValueError(f"{what}: values in [{lo}, {hi}] do not fit {dtype.name} [{lim.min}, {lim.max}]")
-    return values.astype(dtype)
-
-
-def encode(vertices: np.ndarray, edges: np.ndarray, attributes: Mapping[str, np.ndarray],
-           spec: Sequence[VertexAttribute]) -> bytes:
+def encode(
+    vertices: np.ndarray, edges: np.ndarray, attributes: Mapping[str, np.ndarray], spec: Sequence[VertexAttribute]
+) -> bytes:
     """One segment's skeleton file.
 
     ``vertices`` (N, 3) in stored coordinates; ``edges`` (M, 2) vertex indices; ``attributes`` maps
@@ -141,9 +130,11 @@ def encode(vertices: np.ndarray, edges: np.ndarray, attributes: Mapping[str, np.
     unknown = set(attributes) - {a.id for a in spec}
     if unknown:
         raise ValueError(f"attributes {sorted(unknown)} are not declared in the spec")
-    parts = [np.array([n, len(edge)], "<u4").tobytes(),
-             _cast(verts, np.dtype("<f4"), "vertices").tobytes(),
-             edge.astype("<u4").tobytes()]
+    parts = [
+        np.array([n, len(edge)], "<u4").tobytes(),
+        numeric.cast(verts, "float32", "vertices").tobytes(),
+        edge.astype("<u4").tobytes(),
+    ]
     for a in spec:
         if a.id not in attributes:
             raise ValueError(f"missing vertex attribute {a.id!r}")
@@ -151,10 +142,40 @@ def encode(vertices: np.ndarray, edges: np.ndarray, attributes: Mapping[str, np.
         if values.ndim == 1:
             values = values[:, None]
         if values.shape != (n, a.num_components):
-            raise ValueError(f"vertex attribute {a.id!r} has shape {np.asarray(attributes[a.id]).shape}, "
-                             f"expected ({n}, {a.num_components}) for {n} vertices")
-        parts.append(_cast(values, a.dtype, f"vertex attribute {a.id!r}").tobytes())
+            raise ValueError(
+                f"vertex attribute {a.id!r} has shape {np.asarray(attributes[a.id]).shape}, "
+                f"expected ({n}, {a.num_components}) for {n} vertices"
+            )
+        parts.append(numeric.cast(values, a.data_type, f"vertex attribute {a.id!r}").tobytes())
     return b"".join(parts)
+
+
+def spec_from_info(info: Mapping) -> list[VertexAttribute]:
+    """The vertex attributes a skeleton ``info`` declares, in file order."""
+    return [
+        VertexAttribute(a["id"], a["data_type"], int(a.get("num_components", 1)))
+        for a in info.get("vertex_attributes", [])
+    ]
+
+
+def decode(data: bytes, spec: Sequence[VertexAttribute]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(vertices (N, 3), edges (M, 2), attributes id -> (N, num_components)) of one skeleton file,
+    the layout :func:`encode` writes; ValueError where ``data`` is too short (trailing bytes are
+    allowed, as the client allows them)."""
+    if len(data) < HEADER_BYTES:
+        raise ValueError(f"a skeleton file has at least {HEADER_BYTES} bytes, not {len(data)}")
+    nv, ne = (int(x) for x in np.frombuffer(data, "<u4", 2))
+    if len(data) < size(nv, ne, spec):
+        raise ValueError(f"{len(data)} bytes for {nv} vertices and {ne} edges, expected {size(nv, ne, spec)}")
+    vertices = np.frombuffer(data, "<f4", 3 * nv, HEADER_BYTES).reshape(nv, 3)
+    at = HEADER_BYTES + 12 * nv
+    edges = np.frombuffer(data, "<u4", 2 * ne, at).reshape(ne, 2).astype(np.int64)
+    at += 8 * ne
+    attributes = {}
+    for a in spec:
+        attributes[a.id] = np.frombuffer(data, a.dtype, nv * a.num_components, at).reshape(nv, a.num_components)
+        at += a.vertex_bytes * nv
+    return vertices, edges, attributes
 
 
 def size(n_vertices: int, n_edges: int, spec: Sequence[VertexAttribute]) -> int:

@@ -8,14 +8,15 @@ segment list, searchable and filterable).
 - a float attribute holding NaN (ZVF's "absent" fill) is left out: JSON cannot carry NaN and the
   client would read it as 0.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from typing import Callable, Iterable
-
+from ..encoders import numeric
 from ..encoders.segment_properties import SegmentProperty, info
 from ..objects import object_table
 from ..store import LevelReader
@@ -29,17 +30,14 @@ _TAG_UNSAFE = re.compile(r"[\s#]+")
 
 
 def _number(name: str, values: np.ndarray) -> SegmentProperty | None:
-    if values.dtype.kind == "f":
-        if not np.isfinite(values).all():
-            return None
-        return SegmentProperty(name, "number", values.astype(np.float32).tolist(), data_type="float32")
-    if values.dtype.kind == "b":
-        values = values.astype(np.uint8)
-    for dtype in ("int32", "uint32") if values.dtype.itemsize > 4 else (values.dtype.name,):
-        info_ = np.iinfo(dtype)
-        if not len(values) or (values.min() >= info_.min and values.max() <= info_.max):
-            return SegmentProperty(name, "number", values.astype(dtype).tolist(), data_type=dtype)
-    return SegmentProperty(name, "number", values.astype(np.float32).tolist(), data_type="float32")
+    """A number property in the narrowest type that keeps every value (64-bit integers: int32, else
+    uint32, else float32); None for float values with NaN (absent), which JSON cannot carry."""
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        return None
+    wide = values.dtype.itemsize > 4 and values.dtype.kind in "iu"
+    candidates = ("int32", "uint32", "float32") if wide else (numeric.type_for(values.dtype),)
+    data_type = next(t for t in candidates if t == "float32" or numeric.misfit(values, t) is None)
+    return SegmentProperty(name, "number", numeric.cast(values, data_type, name).tolist(), data_type=data_type)
 
 
 def segment_properties(level: LevelReader, segments: SegmentIds) -> dict:
@@ -78,8 +76,13 @@ def segment_properties(level: LevelReader, segments: SegmentIds) -> dict:
     return info(segments.of(oids).tolist(), props)
 
 
-def segment_layer_dir(info_json: Callable[[], dict], level: LevelReader, segments: SegmentIds,
-                      names: Callable[[], Iterable[str]], child: Callable[[str], File | None]) -> Dir:
+def segment_layer_dir(
+    info_json: Callable[[], dict],
+    level: LevelReader,
+    segments: SegmentIds,
+    names: Callable[[], Iterable[str]],
+    child: Callable[[str], File | None],
+) -> Dir:
     """A segment-keyed layer directory (skeletons, meshes): ``info``, ``segment_properties/info``
     (which ``info`` must reference as :data:`PROPERTIES_DIR`) and the per-segment files."""
     props = Dir({"info": json_file(lambda: segment_properties(level, segments))})
