@@ -18,6 +18,7 @@ Facts these helpers rely on (measured with zarr-vectors 0.9.2, zarr-vectors-tool
   partial store behind, which :func:`convert` removes). A pyramid on an SWC store fails.
 - OBJ: one mesh object (id 0) whatever the components; duplicated and degenerate faces are kept at level 0.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -40,6 +41,7 @@ _TRK_VOX_TO_RAS = slice(440, 504)  # float32[4][4]
 
 # -- the converter -----------------------------------------------------------------------------
 
+
 class ConversionError(RuntimeError):
     """``zvtools convert`` exited non-zero; the message carries its output so a test failure says why."""
 
@@ -48,8 +50,9 @@ class ConversionError(RuntimeError):
         super().__init__(f"{' '.join(cmd)} exited {returncode}\n--- stderr\n{stderr}\n--- stdout\n{stdout}")
 
 
-def convert(src: str | Path, dst: str | Path, *args: str | float, timeout: float = CONVERT_TIMEOUT,
-            keep_partial: bool = False) -> Path:
+def convert(
+    src: str | Path, dst: str | Path, *args: str | float, timeout: float = CONVERT_TIMEOUT, keep_partial: bool = False
+) -> Path:
     """Run ``zvtools convert SRC DST ARGS...`` and return ``DST``.
 
     Raises :class:`ConversionError` (with stderr) on failure. A failed ingest can leave a half-written
@@ -69,6 +72,7 @@ def convert(src: str | Path, dst: str | Path, *args: str | float, timeout: float
 
 # -- tractography ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TrkSpace:
     """The header fields that place a TrackVis file in the world (what TrackVis-writing tools set)."""
@@ -80,12 +84,21 @@ class TrkSpace:
 
     def header(self) -> dict[str, object]:
         """Keyword arguments for :func:`write_trk`."""
-        return {"voxel_sizes": self.voxel_sizes, "dimensions": self.dimensions,
-                "vox_to_ras": self.vox_to_ras, "voxel_order": self.voxel_order}
+        return {
+            "voxel_sizes": self.voxel_sizes,
+            "dimensions": self.dimensions,
+            "vox_to_ras": self.vox_to_ras,
+            "voxel_order": self.voxel_order,
+        }
 
 
-def affine(voxel_sizes: Sequence[float], *, rotation_deg: Sequence[float] = (0.0, 0.0, 0.0),
-           translation: Sequence[float] = (0.0, 0.0, 0.0), flips: Sequence[int] = (1, 1, 1)) -> np.ndarray:
+def affine(
+    voxel_sizes: Sequence[float],
+    *,
+    rotation_deg: Sequence[float] = (0.0, 0.0, 0.0),
+    translation: Sequence[float] = (0.0, 0.0, 0.0),
+    flips: Sequence[int] = (1, 1, 1),
+) -> np.ndarray:
     """A voxel -> RAS mm affine: ``R(x) @ R(y) @ R(z)`` rotation of the scaled, optionally flipped axes."""
     rot = np.eye(3)
     for axis, deg in enumerate(rotation_deg):
@@ -105,21 +118,33 @@ def affine(voxel_sizes: Sequence[float], *, rotation_deg: Sequence[float] = (0.0
 #: the volume's far edge, so ``dimensions`` matters; ``aniso_oblique`` has a rotation in ``vox_to_ras``.
 TRK_CASES: dict[str, TrkSpace] = {
     "ras_iso": TrkSpace((2.0, 2.0, 2.0), (64, 72, 40), affine((2, 2, 2), translation=(-64, -80, -30)), "RAS"),
-    "lps": TrkSpace((2.0, 2.0, 2.0), (64, 72, 40),
-                    affine((2, 2, 2), translation=(64, 80, -30), flips=(-1, -1, 1)), "LPS"),
-    "las_hcp": TrkSpace((1.25, 1.25, 1.25), (145, 174, 145),
-                        affine((1.25, 1.25, 1.25), translation=(90, -126, -72), flips=(-1, 1, 1)), "LAS"),
-    "aniso_oblique": TrkSpace((1.5, 2.0, 3.0), (100, 90, 45),
-                              affine((1.5, 2, 3), rotation_deg=(17, 0, -11), translation=(-70.3, -85.1, -52.9)),
-                              "RAS"),
-    "lps_order_ras_affine": TrkSpace((1.5, 2.0, 3.0), (100, 90, 45),
-                                     affine((1.5, 2, 3), rotation_deg=(0, 9, 0), translation=(-70.3, -85.1, -52.9)),
-                                     "LPS"),
+    "lps": TrkSpace(
+        (2.0, 2.0, 2.0), (64, 72, 40), affine((2, 2, 2), translation=(64, 80, -30), flips=(-1, -1, 1)), "LPS"
+    ),
+    "las_hcp": TrkSpace(
+        (1.25, 1.25, 1.25),
+        (145, 174, 145),
+        affine((1.25, 1.25, 1.25), translation=(90, -126, -72), flips=(-1, 1, 1)),
+        "LAS",
+    ),
+    "aniso_oblique": TrkSpace(
+        (1.5, 2.0, 3.0),
+        (100, 90, 45),
+        affine((1.5, 2, 3), rotation_deg=(17, 0, -11), translation=(-70.3, -85.1, -52.9)),
+        "RAS",
+    ),
+    "lps_order_ras_affine": TrkSpace(
+        (1.5, 2.0, 3.0),
+        (100, 90, 45),
+        affine((1.5, 2, 3), rotation_deg=(0, 9, 0), translation=(-70.3, -85.1, -52.9)),
+        "LPS",
+    ),
 }
 
 
-def streamlines_in_volume(vox_to_ras: np.ndarray, dimensions: Sequence[int], n: int = 20, *, seed: int = 0,
-                          points: tuple[int, int] = (5, 40)) -> list[np.ndarray]:
+def streamlines_in_volume(
+    vox_to_ras: np.ndarray, dimensions: Sequence[int], n: int = 20, *, seed: int = 0, points: tuple[int, int] = (5, 40)
+) -> list[np.ndarray]:
     """``n`` float32 random-walk streamlines in RAS mm, inside the volume ``vox_to_ras`` x ``dimensions``.
 
     Walking in voxel index space keeps every point inside the image, as real tracking does.
@@ -139,8 +164,10 @@ def streamlines_in_volume(vox_to_ras: np.ndarray, dimensions: Sequence[int], n: 
 def per_point_scalars(streamlines: Sequence[np.ndarray], *, seed: int = 1) -> dict[str, list[np.ndarray]]:
     """A one-channel (``fa``) and a three-channel (``rgb``) float32 value per point."""
     rng = np.random.default_rng(seed)
-    return {"fa": [rng.random(len(s)).astype(np.float32) for s in streamlines],
-            "rgb": [rng.random((len(s), 3)).astype(np.float32) for s in streamlines]}
+    return {
+        "fa": [rng.random(len(s)).astype(np.float32) for s in streamlines],
+        "rgb": [rng.random((len(s), 3)).astype(np.float32) for s in streamlines],
+    }
 
 
 def per_streamline_properties(n: int, *, seed: int = 2) -> dict[str, np.ndarray]:
@@ -149,10 +176,17 @@ def per_streamline_properties(n: int, *, seed: int = 2) -> dict[str, np.ndarray]
     return {"weight": rng.random(n).astype(np.float32), "dir": rng.random((n, 3)).astype(np.float32)}
 
 
-def write_trk(path: str | Path, streamlines_rasmm: Sequence[np.ndarray], *, voxel_sizes: Sequence[float],
-              dimensions: Sequence[int], vox_to_ras: np.ndarray, voxel_order: str = "RAS",
-              scalars: Mapping[str, Sequence[np.ndarray]] | None = None,
-              properties: Mapping[str, np.ndarray] | None = None) -> Path:
+def write_trk(
+    path: str | Path,
+    streamlines_rasmm: Sequence[np.ndarray],
+    *,
+    voxel_sizes: Sequence[float],
+    dimensions: Sequence[int],
+    vox_to_ras: np.ndarray,
+    voxel_order: str = "RAS",
+    scalars: Mapping[str, Sequence[np.ndarray]] | None = None,
+    properties: Mapping[str, np.ndarray] | None = None,
+) -> Path:
     """Write a TrackVis file with nibabel, from streamlines given in RAS+ mm.
 
     nibabel converts to voxmm on save exactly as DIPY/scilpy-written files are made (TrkFile v2 header).
@@ -162,8 +196,10 @@ def write_trk(path: str | Path, streamlines_rasmm: Sequence[np.ndarray], *, voxe
     from nibabel.streamlines import Field, Tractogram, TrkFile
 
     streamlines = [np.asarray(s, np.float32) for s in streamlines_rasmm]
-    dpp = {name: [np.asarray(v, np.float32).reshape(len(s), -1) for v, s in zip(values, streamlines)]
-           for name, values in (scalars or {}).items()}
+    dpp = {
+        name: [np.asarray(v, np.float32).reshape(len(s), -1) for v, s in zip(values, streamlines, strict=True)]
+        for name, values in (scalars or {}).items()
+    }
     dps = {name: np.asarray(v, np.float32).reshape(len(streamlines), -1) for name, v in (properties or {}).items()}
     tractogram = Tractogram(streamlines, data_per_point=dpp, data_per_streamline=dps, affine_to_rasmm=np.eye(4))
     header = {
@@ -229,8 +265,12 @@ def _axis_codes(vox_to_ras: np.ndarray) -> str:
     return "".join(c or "?" for c in codes)
 
 
-def trk_voxmm_to_rasmm(voxel_sizes: Sequence[float], dimensions: Sequence[int],
-                       vox_to_ras: Sequence[float] | np.ndarray, voxel_order: str | bytes) -> np.ndarray:
+def trk_voxmm_to_rasmm(
+    voxel_sizes: Sequence[float],
+    dimensions: Sequence[int],
+    vox_to_ras: Sequence[float] | np.ndarray,
+    voxel_order: str | bytes,
+) -> np.ndarray:
     """The 4x4 affine from TrackVis voxmm (what a TRK file and a zvtools TRK store hold) to RAS+ mm.
 
     From the definitions: ``rasmm = V @ O @ C @ voxmm`` where
@@ -292,8 +332,10 @@ def apply_affine(a: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 # -- neuron morphology (SWC) -------------------------------------------------------------------
 
-def swc_tree(n: int, origin: Sequence[float], *, first_id: int = 1, seed: int = 0, branch_every: int = 7,
-             step: float = 3.0) -> np.ndarray:
+
+def swc_tree(
+    n: int, origin: Sequence[float], *, first_id: int = 1, seed: int = 0, branch_every: int = 7, step: float = 3.0
+) -> np.ndarray:
     """One rooted tree as SWC rows ``(id, type, x, y, z, radius, parent)``: a soma root (type 1, parent -1)
     and ``n - 1`` neurite nodes (types 2/3), branching every ``branch_every`` nodes. Ids start at ``first_id``."""
     rng = np.random.default_rng(seed)
@@ -310,8 +352,12 @@ def swc_tree(n: int, origin: Sequence[float], *, first_id: int = 1, seed: int = 
     return rows
 
 
-def write_swc(path: str | Path, trees: Sequence[np.ndarray], *, comments: Sequence[str] = (
-        "ORIGINAL_SOURCE zvfs test suite", "SCALE 1.0 1.0 1.0")) -> Path:
+def write_swc(
+    path: str | Path,
+    trees: Sequence[np.ndarray],
+    *,
+    comments: Sequence[str] = ("ORIGINAL_SOURCE zvfs test suite", "SCALE 1.0 1.0 1.0"),
+) -> Path:
     """Write SWC as NeuroMorpho/Vaa3D do: ``#`` header lines, then ``id type x y z radius parent`` per node.
 
     ``trees``: one ``(N, 7)`` row array per tree (see :func:`swc_tree`); several trees make a forest,
@@ -327,10 +373,11 @@ def write_swc(path: str | Path, trees: Sequence[np.ndarray], *, comments: Sequen
 
 # -- meshes (OBJ) ------------------------------------------------------------------------------
 
+
 def uv_sphere(center: Sequence[float], radius: float, nu: int = 12, nv: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """A closed, consistently wound UV sphere: ``(vertices (V,3) float64, faces (F,3) int64)``."""
     c = np.asarray(center, float)
-    verts = [c + (0, 0, radius)]
+    verts = [c + np.array([0.0, 0.0, radius])]
     for i in range(1, nv):
         th = np.pi * i / nv
         for j in range(nu):
@@ -367,13 +414,20 @@ def awkward_mesh() -> AwkwardMesh:
     vertices = np.vstack([v1, v2, [[10, 10, 10], [11, 11, 11], [12, 12, 12]]])
     clean = np.vstack([f1, f2 + len(v1)])
     line = len(v1) + len(v2)
-    faces = np.vstack([clean, clean[:5], clean[5:8][:, [1, 2, 0]],
-                       [[0, 0, 1], [3, 4, 3], [7, 7, 7]], [[line, line + 1, line + 2]]])
+    faces = np.vstack(
+        [clean, clean[:5], clean[5:8][:, [1, 2, 0]], [[0, 0, 1], [3, 4, 3], [7, 7, 7]], [[line, line + 1, line + 2]]]
+    )
     return AwkwardMesh(vertices, faces, len(clean), 8, 3, 1)
 
 
-def write_obj(path: str | Path, vertices: np.ndarray, faces: np.ndarray, *, normals: np.ndarray | None = None,
-              comment: str = "zvfs test suite") -> Path:
+def write_obj(
+    path: str | Path,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    *,
+    normals: np.ndarray | None = None,
+    comment: str = "zvfs test suite",
+) -> Path:
     """Write a Wavefront OBJ as mesh tools do: ``v x y z`` lines, then 1-based ``f a b c`` (``f a//a ...`` with
     per-vertex ``normals``, which zvtools keeps as a ``normal`` vertex attribute). ``faces`` are 0-based."""
     out = [f"# {comment}", f"# {len(vertices)} vertices, {len(faces)} faces"]

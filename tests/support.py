@@ -164,8 +164,13 @@ def zvfs(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def is_mounted(path: Path) -> bool:
-    with open("/proc/self/mounts", encoding="utf-8") as f:
-        return any(line.split()[1] == str(path) for line in f)
+    """Whether the kernel's mount table lists ``path`` (which it writes with space, tab, newline and
+    backslash as octal escapes, every other byte as it is)."""
+    escaped = os.fsencode(path)
+    for char in b"\\ \t\n":
+        escaped = escaped.replace(bytes([char]), b"\\%03o" % char)
+    with open("/proc/self/mounts", "rb") as f:
+        return any(line.split()[1] == escaped for line in f)
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """Smoke test of tests/ecosystem.py: each kind of real input goes through ``zvtools convert`` and opens
 with zarr-vectors, and nibabel's RAS+ mm reading (the ground truth) has what was written. The TRK cases
 also pin the voxmm -> RAS+ mm mapping that a reader must apply to a zvtools TRK store."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,10 +9,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr_vectors as zv
-
-from ecosystem import (TRK_CASES, ConversionError, apply_affine, awkward_mesh, blank_trk_fields, convert,
-                       per_point_scalars, per_streamline_properties, rasmm_truth, streamlines_in_volume, swc_tree,
-                       trk_store_affine, write_obj, write_swc, write_tck, write_trk)
+from ecosystem import (
+    TRK_CASES,
+    ConversionError,
+    apply_affine,
+    awkward_mesh,
+    blank_trk_fields,
+    convert,
+    per_point_scalars,
+    per_streamline_properties,
+    rasmm_truth,
+    streamlines_in_volume,
+    swc_tree,
+    trk_store_affine,
+    write_obj,
+    write_swc,
+    write_tck,
+    write_trk,
+)
 
 TOLERANCE_MM = 1e-4
 
@@ -26,8 +41,13 @@ def level0_polylines(store: Path) -> list[np.ndarray]:
 def test_trk(tmp_path: Path, case: str) -> None:
     space = TRK_CASES[case]
     lines = streamlines_in_volume(space.vox_to_ras, space.dimensions, n=12, seed=len(case))
-    src = write_trk(tmp_path / "t.trk", lines, **space.header(), scalars=per_point_scalars(lines),
-                    properties=per_streamline_properties(len(lines)))
+    src = write_trk(
+        tmp_path / "t.trk",
+        lines,
+        **space.header(),
+        scalars=per_point_scalars(lines),
+        properties=per_streamline_properties(len(lines)),
+    )
     store = convert(src, tmp_path / "t.zarrvectors", "--num-chunks", 27)
     truth = rasmm_truth(src)
     assert len(truth) == len(lines)
@@ -37,7 +57,10 @@ def test_trk(tmp_path: Path, case: str) -> None:
     assert set(level.attribute_names("object")) == {"weight", "dir"}
     to_rasmm = trk_store_affine(store)
     stored = level0_polylines(store)
-    assert max(float(np.abs(apply_affine(to_rasmm, s) - t).max()) for s, t in zip(stored, truth)) < TOLERANCE_MM
+    assert (
+        max(float(np.abs(apply_affine(to_rasmm, s) - t).max()) for s, t in zip(stored, truth, strict=True))
+        < TOLERANCE_MM
+    )
 
 
 @pytest.mark.parametrize("blank", ["voxel_order", "vox_to_ras"])
@@ -50,8 +73,13 @@ def test_trk_legacy_header(tmp_path: Path, blank: str) -> None:
     truth = rasmm_truth(src)
     stored = level0_polylines(store)
     assert len(stored) == len(truth) == 8
-    assert max(float(np.abs(apply_affine(trk_store_affine(store), s) - t).max())
-               for s, t in zip(stored, truth)) < TOLERANCE_MM
+    assert (
+        max(
+            float(np.abs(apply_affine(trk_store_affine(store), s) - t).max())
+            for s, t in zip(stored, truth, strict=True)
+        )
+        < TOLERANCE_MM
+    )
 
 
 def test_tck(tmp_path: Path) -> None:
@@ -62,7 +90,7 @@ def test_tck(tmp_path: Path) -> None:
     truth = rasmm_truth(src)
     assert len(truth) == 15
     stored = level0_polylines(store)
-    assert max(float(np.abs(s - t).max()) for s, t in zip(stored, truth)) == 0.0  # stored as RAS+ mm
+    assert max(float(np.abs(s - t).max()) for s, t in zip(stored, truth, strict=True)) == 0.0  # stored as RAS+ mm
 
 
 def test_swc_tree(tmp_path: Path) -> None:
@@ -84,8 +112,12 @@ def test_swc_forest_is_refused(tmp_path: Path) -> None:
 
 def test_obj(tmp_path: Path) -> None:
     mesh = awkward_mesh()
-    store = convert(write_obj(tmp_path / "m.obj", mesh.vertices, mesh.faces), tmp_path / "m.zarrvectors",
-                    "--chunk-shape", "25,25,25")
+    store = convert(
+        write_obj(tmp_path / "m.obj", mesh.vertices, mesh.faces),
+        tmp_path / "m.zarrvectors",
+        "--chunk-shape",
+        "25,25,25",
+    )
     level = zv.open(str(store)).level(0)
     assert level.objects.count == 1  # both components and the stray vertices are object 0
     result = level.read()

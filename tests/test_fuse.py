@@ -425,6 +425,16 @@ def test_mount_point_busy(point_stores: dict[str, Path], typed_mount: Path) -> N
     assert len(os.listdir(typed_mount / "annotations" / "by_id")) == 3000
 
 
+def test_mount_point_with_unicode_and_spaces(point_stores: dict[str, Path], tmp_path: Path) -> None:
+    """A mount point named in UTF-8 with spaces and a backslash mounts, reads and unmounts."""
+    where = tmp_path / "données 🧠 Ünï\\cödé"
+    with mounted(point_stores["tiny"], where) as mp:
+        assert os.listdir(mp) == ["annotations"]
+        assert json.loads((mp / "annotations" / "info").read_bytes())["@type"] == "neuroglancer_annotations_v1"
+        assert_one_line_error(zvfs("mount", str(point_stores["tiny"]), str(mp), check=False), mp, "busy")
+    assert not is_mounted(where) and os.listdir(where) == []
+
+
 def test_umount_not_mounted(mountpoint: Path) -> None:
     res = zvfs("umount", str(mountpoint), check=False)
     assert_one_line_error(res, mountpoint, "not mounted")

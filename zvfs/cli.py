@@ -61,12 +61,100 @@ def _space(args: argparse.Namespace) -> dict[str, str | None]:
     return {"transform": args.transform, "units": args.units}
 
 
+def _mount(args: argparse.Namespace) -> int:
+    from .frontends import fuse
+
+    return fuse.mount(
+        args.store,
+        args.mountpoint,
+        foreground=args.foreground,
+        options=parse_fuse_options(args.options),
+        cache_bytes=args.cache_size,
+        log_file=args.log_file,
+        daemon_argv=args.argv,
+        **_space(args),
+    )
+
+
+def _umount(args: argparse.Namespace) -> int:
+    from .frontends import fuse
+
+    return fuse.umount(args.mountpoint)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .frontends import http
+    from .source import open_tree
+
+    return http.serve(open_tree(args.source, args.cache_size, **_space(args)), port=args.port, bind=args.bind)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .frontends import export
+    from .source import open_virtual_tree
+
+    if not args.verbose:  # a failed file ends the export with its own one-line error
+        logging.getLogger("zvfs").setLevel(logging.CRITICAL)
+    opener = partial(open_virtual_tree, args.store, args.cache_size, **_space(args))
+    if args.dask:
+        return export.export_dask(opener, args.outdir, args.dask, progress=not args.no_progress, resume=args.resume)
+    return export.export(opener(), args.outdir, progress=not args.no_progress, resume=args.resume)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from . import samples
+
+    print(samples.build(args.path, kind=args.kind, force=args.force))
+    return 0
+
+
+def _link(args: argparse.Namespace) -> int:
+    import json
+
+    from . import link
+    from .source import open_tree
+
+    base = args.base_url if args.base_url.endswith("/") else args.base_url + "/"
+    source = link.Source(link.source_name(args.source), open_tree(args.source, **_space(args)), base)
+    state = link.build_state([source])
+    print(json.dumps(state, indent=2))
+    print(link.state_url(state, args.viewer or link.DEFAULT_VIEWER))
+    return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    from . import link
+    from .frontends import view
+    from .source import open_tree
+    from .tree import MultiTree
+
+    view.client_dir()  # fail before opening stores when the client is not installed
+    trees = {}
+    for name, path in link.unique_names(args.sources).items():
+        try:
+            trees[name] = open_tree(path, args.cache_size, **_space(args))
+        except StoreError as exc:  # the other stores are still worth showing
+            if len(args.sources) == 1:
+                raise
+            print(f"zvfs: error: {exc} (not shown)", file=sys.stderr)
+    if not trees:
+        raise UsageError("none of the stores could be opened")
+    return view.serve(
+        MultiTree(trees),
+        lambda base: link.union_state(trees, base),
+        port=args.port,
+        bind=args.bind,
+        browse=not args.no_browser,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zvfs", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("mount", help="mount a ZVF store read-only as a Neuroglancer precomputed tree")
+    p.set_defaults(func=_mount)
     p.add_argument("store", help="ZVF store (directory, usually *.zarrvectors)")
     p.add_argument("mountpoint", help="empty directory")
     p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
@@ -80,9 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     _space_args(p)
 
     p = sub.add_parser("umount", help="unmount, also a stale mount left by a killed daemon")
+    p.set_defaults(func=_umount)
     p.add_argument("mountpoint")
 
     p = sub.add_parser("serve", help="serve a store (or any directory) over HTTP with CORS and Range")
+    p.set_defaults(func=_serve)
     p.add_argument("source", metavar="STORE_OR_DIR")
     p.add_argument("--port", type=int, default=9123, help="TCP port (default 9123; 0 picks a free one)")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -90,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     _space_args(p)
 
     p = sub.add_parser("export", help="write the tree as real files")
+    p.set_defaults(func=_export)
     p.add_argument("store", help="ZVF store")
     p.add_argument("outdir", help="new or empty directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -104,11 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     _space_args(p)
 
     p = sub.add_parser("sample", help="build a small sample ZVF store with zarr-vectors")
+    p.set_defaults(func=_sample)
     p.add_argument("path")
     p.add_argument("--kind", default="point_cloud", help="geometry type (default point_cloud)")
     p.add_argument("--force", action="store_true", help="replace an existing store")
 
     p = sub.add_parser("link", help="print a Neuroglancer state (JSON) and URL showing every layer of a store")
+    p.set_defaults(func=_link)
     p.add_argument("source", metavar="STORE_OR_DIR")
     p.add_argument(
         "--base-url",
@@ -125,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     _space_args(p)
 
     p = sub.add_parser("view", help="serve stores and the Neuroglancer client together, and open the view")
+    p.set_defaults(func=_view)
     p.add_argument("sources", nargs="+", metavar="STORE_OR_DIR")
     p.add_argument("--port", type=int, default=9123, help="TCP port (default 9123; 0 picks a free one)")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -134,93 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.command == "mount":
-        from .frontends import fuse
-
-        return fuse.mount(
-            args.store,
-            args.mountpoint,
-            foreground=args.foreground,
-            options=parse_fuse_options(args.options),
-            cache_bytes=args.cache_size,
-            log_file=args.log_file,
-            verbose=args.verbose,
-            **_space(args),
-        )
-    if args.command == "umount":
-        from .frontends import fuse
-
-        return fuse.umount(args.mountpoint)
-    if args.command == "serve":
-        from .frontends import http
-        from .source import open_tree
-
-        return http.serve(open_tree(args.source, args.cache_size, **_space(args)), port=args.port, bind=args.bind)
-    if args.command == "export":
-        from .frontends import export
-        from .source import open_virtual_tree
-
-        if not args.verbose:  # a failed file ends the export with its own one-line error
-            logging.getLogger("zvfs").setLevel(logging.CRITICAL)
-        opener = partial(open_virtual_tree, args.store, args.cache_size, **_space(args))
-        if args.dask:
-            return export.export_dask(opener, args.outdir, args.dask, progress=not args.no_progress, resume=args.resume)
-        return export.export(opener(), args.outdir, progress=not args.no_progress, resume=args.resume)
-    if args.command == "sample":
-        from . import samples
-
-        print(samples.build(args.path, kind=args.kind, force=args.force))
-        return 0
-    if args.command == "link":
-        return link_command(args)
-    if args.command == "view":
-        return view_command(args)
-    raise AssertionError(args.command)
-
-
-def link_command(args: argparse.Namespace) -> int:
-    import json
-
-    from . import link
-    from .source import open_tree
-
-    base = args.base_url if args.base_url.endswith("/") else args.base_url + "/"
-    source = link.Source(link.source_name(args.source), open_tree(args.source, **_space(args)), base)
-    state = link.build_state([source])
-    print(json.dumps(state, indent=2))
-    print(link.state_url(state, args.viewer or link.DEFAULT_VIEWER))
-    return 0
-
-
-def view_command(args: argparse.Namespace) -> int:
-    from . import link
-    from .frontends import view
-    from .source import open_tree
-    from .tree import MultiTree
-
-    view.client_dir()  # fail before opening stores when the client is not installed
-    trees = {
-        name: open_tree(path, args.cache_size, **_space(args)) for name, path in link.unique_names(args.sources).items()
-    }
-    return view.serve(
-        MultiTree(trees),
-        lambda base: link.union_state(trees, base),
-        port=args.port,
-        bind=args.bind,
-        browse=not args.no_browser,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # a background mount re-runs its own command line as its daemon
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s zvfs %(levelname)s %(message)s"
     )
     if not args.verbose:  # zarr's event loop reports reads abandoned after an error at exit: noise
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
-        return run(args)
+        return int(args.func(args))
     except (StoreError, UsageError, ReadFailed) as exc:
         print(f"zvfs: error: {exc}", file=sys.stderr)
         return 2

@@ -12,13 +12,15 @@ import ctypes.util
 import errno
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 # mfusepy loads libfuse 2 when both are installed. libfuse 3 lets the kernel stop asking about opens
 # and releases (see ``TreeOperations.open``): a warm read of a cached file then never leaves the kernel.
@@ -32,10 +34,10 @@ if (
 import mfusepy
 
 from ..errors import UsageError
-from ..store import is_url
 from ..tree import NotFound, ReadFailed, Tree
 
 log = logging.getLogger("zvfs")
+T = TypeVar("T")
 
 MOUNT_TIMEOUT = 60.0
 # The tree never changes while mounted, so the kernel may keep attributes and pages for long.
@@ -47,16 +49,13 @@ KERNEL_OPTIONS: dict[str, str | bool] = {
 }
 
 
-def _errno_of(exc: Exception) -> int | None:
-    if isinstance(exc, NotFound):
-        return errno.ENOENT
-    if isinstance(exc, ReadFailed):
-        return errno.EIO
-    if isinstance(exc, NotADirectoryError):
-        return errno.ENOTDIR
-    if isinstance(exc, IsADirectoryError):
-        return errno.EISDIR
-    return None
+# the tree's errors (and the two a path of the wrong kind raises) as the errno FUSE answers
+ERRNO: dict[type[Exception], int] = {
+    NotFound: errno.ENOENT,
+    ReadFailed: errno.EIO,
+    NotADirectoryError: errno.ENOTDIR,
+    IsADirectoryError: errno.EISDIR,
+}
 
 
 class TreeOperations(mfusepy.Operations):
@@ -72,11 +71,12 @@ class TreeOperations(mfusepy.Operations):
     def init(self, path: str) -> None:
         self.started = True
 
-    def _ask(self, fn: Callable, *args):
+    def _ask(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)`` with the tree's errors answered as their errno (:data:`ERRNO`)."""
         try:
             return fn(*args)
-        except (NotFound, ReadFailed, NotADirectoryError, IsADirectoryError) as exc:
-            raise mfusepy.FuseOSError(_errno_of(exc)) from exc
+        except tuple(ERRNO) as exc:
+            raise mfusepy.FuseOSError(next(code for kind, code in ERRNO.items() if isinstance(exc, kind))) from exc
 
     def getattr(self, path: str, fh: int | None = None) -> dict:
         st = self._ask(self.tree.stat, path)
@@ -131,42 +131,72 @@ class TreeOperations(mfusepy.Operations):
             "f_flag": os.ST_RDONLY,
         }
 
+    # Every change is refused with EROFS, also where mfusepy's defaults would answer otherwise:
+    # utimens (touch) would succeed silently, setxattr/removexattr would say ENOTSUP.
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
 
-def _read_only(self, *args, **kwargs):
-    raise mfusepy.FuseOSError(errno.EROFS)
+    def create(self, path: str, mode: int, fi: object = None) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
 
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
 
-for _name in (
-    "chmod",
-    "chown",
-    "create",
-    "link",
-    "mkdir",
-    "mknod",
-    "removexattr",
-    "rename",
-    "rmdir",
-    "setxattr",
-    "symlink",
-    "truncate",
-    "unlink",
-    "utimens",
-    "write",
-    "fallocate",
-):
-    setattr(TreeOperations, _name, _read_only)
+    def mkdir(self, path: str, mode: int) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def unlink(self, path: str) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def rmdir(self, path: str) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def rename(self, old: str, new: str) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def link(self, target: str, source: str) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def symlink(self, target: str, source: str) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def fallocate(self, path: str, mode: int, offset: int, size: int, fh: int) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def chmod(self, path: str, mode: int) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
+
+    def removexattr(self, path: str, name: str) -> int:
+        raise mfusepy.FuseOSError(errno.EROFS)
 
 
 # -- mounting ---------------------------------------------------------------------------------
 
 
+_OCTAL = re.compile(rb"\\([0-7]{3})")
+
+
 def _mount_table() -> set[str]:
-    """Mount points the kernel knows, also stale ones (which ``os.path.ismount`` cannot stat)."""
+    """Mount points the kernel knows, also stale ones (which ``os.path.ismount`` cannot stat). The
+    kernel writes each path's bytes with space, tab, newline and backslash as octal escapes
+    (``\\040``); other bytes, UTF-8 included, stand as they are."""
     points = set()
-    with open("/proc/self/mounts", encoding="utf-8") as f:
+    with open("/proc/self/mounts", "rb") as f:
         for line in f:
-            field = line.split()[1]
-            points.add(field.encode().decode("unicode_escape"))  # \040 for spaces etc.
+            field = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), line.split()[1])
+            points.add(os.fsdecode(field))
     return points
 
 
@@ -233,11 +263,13 @@ def mount(
     options: dict[str, str | bool] | None = None,
     cache_bytes: int,
     log_file: str | None = None,
-    verbose: bool = False,
+    daemon_argv: Sequence[str],
     transform: str | None = None,
     units: str | None = None,
 ) -> int:
-    """Mount ``store`` read-only at ``mountpoint``; in the background unless ``foreground``."""
+    """Mount ``store`` read-only at ``mountpoint``; in the background unless ``foreground``, by
+    running ``zvfs DAEMON_ARGV --foreground`` (the command line that asked for this mount) as the
+    daemon in its own session, once the store has opened here."""
     from ..source import open_virtual_tree
 
     options = dict(options or {})
@@ -247,21 +279,7 @@ def mount(
         return run_foreground(tree, path, options)
 
     log_file = os.path.abspath(log_file or default_log_file(path))
-    cmd = [
-        sys.executable,
-        "-m",
-        "zvfs",
-        *(["-v"] if verbose else []),
-        "mount",
-        "-f",
-        "--cache-size",
-        str(cache_bytes),
-        *(["-o", format_options(options)] if options else []),
-        *(["--transform", transform] if transform is not None else []),
-        *(["--units", units] if units is not None else []),
-        store if is_url(store) else os.path.abspath(store),
-        path,
-    ]
+    cmd = [sys.executable, "-m", "zvfs", *daemon_argv, "--foreground"]
     with open(log_file, "ab") as out:
         child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
     deadline = time.monotonic() + MOUNT_TIMEOUT
