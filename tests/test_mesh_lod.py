@@ -15,8 +15,10 @@ from pathlib import Path
 import DracoPy
 import numpy as np
 import pytest
+import zarr_vectors as zv
 from cloudvolume import CloudVolume
 from cloudvolume.exceptions import MeshDecodeError
+from ecosystem import awkward_mesh, convert, write_obj
 from support import FRONT_ENDS, add_pyramid, build_meshes, fetch, put_level_meshes, tree_urls, uv_sphere
 from test_meshes import VOLUME_INFO, area, triangles
 
@@ -269,3 +271,56 @@ def test_simplify_is_thread_safe() -> None:
         t.join()
     for (a, b), (c, d) in zip(serial, results, strict=True):
         assert np.array_equal(a, c) and np.array_equal(b, d)
+
+
+# -- messy meshes, as real files hold them ---------------------------------------------------------------
+
+SPHERES = (((30.0, 30.0, 30.0), 12.0), ((70.0, 60.0, 40.0), 9.0))  # the two components of awkward_mesh()
+
+
+def messy_mesh() -> tuple[np.ndarray, np.ndarray]:
+    """``awkward_mesh()`` (two spheres, repeated faces, a corner repeated, a zero-area face) plus
+    faces repeated with inverted winding and a non-manifold fin on the first sphere."""
+    m = awkward_mesh()
+    v, f = np.asarray(m.vertices, np.float64), np.asarray(m.faces, np.int64)
+    fin = len(v)
+    v = np.vstack([v, [[30.0, 30.0, 50.0]]])  # above the first sphere's pole, on its first face's edge
+    return v, np.vstack([f, f[10:14][:, ::-1], [[f[0, 0], f[0, 1], fin]]])
+
+
+def assert_shape_kept(v: np.ndarray, where: str) -> None:
+    """Both spheres are present, each with most of its extent."""
+    for centre, radius in SPHERES:
+        near = v[np.linalg.norm(v - centre, axis=1) <= 1.6 * radius]
+        assert len(near) >= 4, f"{where}: the sphere at {centre} vanished"
+        assert np.ptp(near, axis=0).min() >= radius, f"{where}: the sphere at {centre} collapsed"
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.2, 0.05, 0.0])
+def test_simplify_messy_mesh_keeps_every_component(ratio: float) -> None:
+    v, f = messy_mesh()
+    sv, sf = simplify(v, f, ratio)
+    assert len(sf) and np.unique(sf).size == len(sv)
+    assert_shape_kept(sv[np.unique(sf)], f"ratio {ratio}")
+    assert len(np.unique(np.sort(sf, axis=1), axis=0)) == len(sf), "no face twice"
+
+
+def test_obj_mesh_lods_keep_shape_through_every_front_end(tmp_path: Path) -> None:
+    """An OBJ as mesh tools write it (repeated and degenerate faces, two components in one object),
+    ingested by zvtools, with a zarr-vectors pyramid (vertices only, so coarse LODs are simplified):
+    every LOD read back by cloud-volume keeps both components."""
+    v, f = messy_mesh()
+    store = convert(write_obj(tmp_path / "m.obj", v, f), tmp_path / "m.zarrvectors", "--chunk-shape", "25,25,25")
+    zv.open(str(store), mode="r+").build_pyramid(factors=[(2, 1), (2, 2)], chunk_scale_factors=[1, 2], sparsity_seed=0)
+    with ExitStack() as stack:
+        for front_end in FRONT_ENDS:
+            (tmp_path / front_end).mkdir()
+            base = tree_urls(front_end, {"m": store}, tmp_path / front_end, stack)["m"]
+            out = tmp_path / f"cv-{front_end}"
+            (out / "mesh" / "segment_properties").mkdir(parents=True)
+            for file in ["info", "segment_properties/info", "1.index", "1"]:
+                (out / "mesh" / file).write_bytes(fetch(f"{base}meshes/{file}"))
+            (out / "info").write_text(json.dumps({**VOLUME_INFO, "mesh": "mesh"}))
+            for lod in range(3):
+                mesh = CloudVolume(f"precomputed://file://{out}").mesh.get(1, lod=lod)[1]
+                assert_shape_kept(np.asarray(mesh.vertices, np.float64), f"{front_end} LOD {lod}")
