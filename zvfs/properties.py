@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from .encoders.annotations import Property
 from .store import AttributeInfo
 
 _ID = re.compile(r"[^a-zA-Z0-9_]")
+_UNDERSCORES = re.compile(r"__+")
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,12 @@ class Column:
 
 
 def unique_id(name: str, taken: set[str]) -> str:
-    """``name`` as an identifier (letters, digits, ``_``; starts with a letter) not in ``taken``."""
-    pid = _ID.sub("_", name) or "p"
+    """``name`` as an identifier not in ``taken`` (which it joins): ASCII letters, digits and single
+    underscores, starting with a lower-case letter. Accents are dropped (``größe`` -> ``gro_e``),
+    other characters become ``_``, a name not starting with a letter gets a ``p_`` prefix, and a
+    taken one a ``_2``, ``_3``... suffix."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    pid = _UNDERSCORES.sub("_", _ID.sub("_", plain)) or "p"
     if not pid[0].isalpha():
         pid = "p_" + pid
     pid = pid[0].lower() + pid[1:]

@@ -18,6 +18,67 @@ import numpy as np
 from . import numeric
 
 IDENTITY: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+# Vertex attributes are named in the layer's shader by their id: GLSL's own words cannot be ids.
+GLSL_RESERVED = frozenset(
+    [
+        "attribute",
+        "bool",
+        "break",
+        "bvec2",
+        "bvec3",
+        "bvec4",
+        "case",
+        "centroid",
+        "const",
+        "continue",
+        "default",
+        "discard",
+        "do",
+        "else",
+        "false",
+        "flat",
+        "float",
+        "for",
+        "highp",
+        "if",
+        "in",
+        "inout",
+        "int",
+        "invariant",
+        "isampler2D",
+        "ivec2",
+        "ivec3",
+        "ivec4",
+        "layout",
+        "lowp",
+        "main",
+        "mat2",
+        "mat3",
+        "mat4",
+        "mediump",
+        "out",
+        "precision",
+        "return",
+        "sampler2D",
+        "sampler3D",
+        "smooth",
+        "struct",
+        "switch",
+        "true",
+        "uint",
+        "uniform",
+        "usampler2D",
+        "uvec2",
+        "uvec3",
+        "uvec4",
+        "varying",
+        "vec2",
+        "vec3",
+        "vec4",
+        "void",
+        "while",
+    ]
+)
 MAX_COUNT = 2**32 - 1  # vertex and edge counts are uint32
 HEADER_BYTES = 8
 
@@ -55,6 +116,8 @@ class VertexAttribute:
 
     def check(self) -> None:
         """Raise ValueError where the 2.41.2 client cannot render this attribute (fails the layer)."""
+        if self.id in GLSL_RESERVED or not self.id.isidentifier() or "__" in self.id or self.id.startswith("gl_"):
+            raise ValueError(f"vertex attribute {self.id!r}: not usable as a name in the layer's shader")
         if self.data_type != "float32":
             raise ValueError(
                 f"vertex attribute {self.id!r}: Neuroglancer renders float32 attributes only, not {self.data_type}"

@@ -7,7 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..store import LevelReader, ZVFStore
+from ..store import AttributeInfo, LevelReader, ZVFStore
 
 Cell = tuple[int, ...]
 
@@ -59,15 +59,28 @@ class SegmentIds:
         self._level = level
 
     @cached_property
+    def _own(self) -> np.ndarray | None:
+        """The ``segment_id`` attribute's values when they can be segment ids."""
+        if self.ATTRIBUTE not in self._level.object_attribute_names:
+            return None
+        own = np.asarray(self._level.object_attribute(self.ATTRIBUTE)).reshape(-1)
+        usable = len(own) == len(self._level.object_ids) and own.dtype.kind in "iu" and (own > 0).all()
+        return own.astype(np.uint64) if usable and len(np.unique(own)) == len(own) else None
+
+    @property
+    def from_attribute(self) -> bool:
+        """Whether the ids are the store's ``segment_id`` attribute (which is then no property)."""
+        return self._own is not None
+
+    def property_attributes(self) -> list[AttributeInfo]:
+        """The level's object attributes that are shown as properties: all but ``segment_id`` when
+        it gives the ids."""
+        return [a for a in self._level.object_attributes if not (a.name == self.ATTRIBUTE and self.from_attribute)]
+
+    @cached_property
     def _table(self) -> tuple[np.ndarray, np.ndarray]:
-        oids = self._level.object_ids
-        segs = oids.astype(np.uint64) + np.uint64(1)
-        if self.ATTRIBUTE in self._level.object_attribute_names:
-            own = np.asarray(self._level.object_attribute(self.ATTRIBUTE)).reshape(-1)
-            if len(own) == len(oids) and own.dtype.kind in "iu" and (own > 0).all() and len(np.unique(own)) == len(own):
-                segs = own.astype(np.uint64)
-        order = np.argsort(segs)
-        return segs, order
+        segs = self._own if self._own is not None else self._level.object_ids.astype(np.uint64) + np.uint64(1)
+        return segs, np.argsort(segs)
 
     def of(self, oids: np.ndarray) -> np.ndarray:
         """Segment ids of object ids (which must be present)."""

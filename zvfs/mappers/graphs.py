@@ -28,7 +28,7 @@ class EdgeItems(ItemSource):
         self.objects = object_table(self.level)
         taken: set[str] = set()
         self.edge_columns = columns(self._edge_attributes, "edge", taken)
-        object_attrs = [a for a in self.level.object_attributes if a.name != self.segments.ATTRIBUTE]
+        object_attrs = self.segments.property_attributes()
         self.object_columns = columns(object_attrs, "object", taken)
         self.make_schema(
             "line", [c.prop for c in self.edge_columns + self.object_columns], with_objects=self.level.has_objects

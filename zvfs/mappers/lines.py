@@ -34,7 +34,7 @@ class ObjectItems(ItemSource):
         if self.is_line:
             ends = [replace(a, name=f"{a.name}_{e}") for a in self.level.vertex_attributes for e in "ab"]
             self.vertex_columns = columns(ends, "endpoint", taken)
-        object_attrs = [a for a in self.level.object_attributes if a.name != self.segments.ATTRIBUTE]
+        object_attrs = self.segments.property_attributes()
         self.object_columns = columns(object_attrs, "object", taken)
         props = [c.prop for c in self.vertex_columns + self.object_columns]
         self.make_schema(annotation_type, props, with_objects=True, with_groups=True)

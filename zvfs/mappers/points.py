@@ -43,7 +43,7 @@ class PointSource:
         self.segments = SegmentIds(self.level)
         taken: set[str] = set()
         self.vertex_columns = columns(self.level.vertex_attributes, "vertex", taken)
-        object_attrs = [a for a in self.level.object_attributes if a.name != SegmentIds.ATTRIBUTE]
+        object_attrs = self.segments.property_attributes()
         self.object_columns = columns(object_attrs, "object", taken) if self.level.has_objects else []
         props = tuple(c.prop for c in self.vertex_columns + self.object_columns)
         pinned = only_level is not None  # a pinned level: a view, no relationships (the layer has them)

@@ -19,6 +19,7 @@ import numpy as np
 from ..encoders import numeric
 from ..encoders.segment_properties import SegmentProperty, info
 from ..objects import object_table
+from ..properties import unique_id
 from ..store import LevelReader
 from ..tree import Dir, File
 from .annotation_layer import json_file
@@ -29,7 +30,7 @@ PROPERTIES_DIR = "segment_properties"
 _TAG_UNSAFE = re.compile(r"[\s#]+")
 
 
-def _number(name: str, values: np.ndarray) -> SegmentProperty | None:
+def _number(pid: str, values: np.ndarray, description: str) -> SegmentProperty | None:
     """A number property in the narrowest type that keeps every value (64-bit integers: int32, else
     uint32, else float32); None for float values with NaN (absent), which JSON cannot carry."""
     if values.dtype.kind == "f" and not np.isfinite(values).all():
@@ -37,42 +38,45 @@ def _number(name: str, values: np.ndarray) -> SegmentProperty | None:
     wide = values.dtype.itemsize > 4 and values.dtype.kind in "iu"
     candidates = ("int32", "uint32", "float32") if wide else (numeric.type_for(values.dtype),)
     data_type = next(t for t in candidates if t == "float32" or numeric.misfit(values, t) is None)
-    return SegmentProperty(name, "number", numeric.cast(values, data_type, name).tolist(), data_type=data_type)
+    typed = numeric.cast(values, data_type, description).tolist()
+    return SegmentProperty(pid, "number", typed, data_type=data_type, description=description)
 
 
 def segment_properties(level: LevelReader, segments: SegmentIds) -> dict:
     """The inline segment-properties ``info`` for every object ``level`` holds (a coarse level
-    keeps only some)."""
+    keeps only some). Number properties keep their attribute's name (as an identifier); the
+    generated ``label`` and ``tags`` properties take ids no attribute uses."""
     table = object_table(level)
     kept = np.asarray([table.size(o) > 0 for o in level.object_ids.tolist()], bool)
     oids = level.object_ids[kept]
-    props: list[SegmentProperty | None] = []
-    labels = [f"object {o}" for o in oids.tolist()]
+    taken: set[str] = set()
+    numbers: list[SegmentProperty | None] = []
+    labels: list[str] | None = None
     tags: list[str] = []
     tag_values: list[list[int]] = [[] for _ in oids]
-    for attr in level.object_attributes:
-        if attr.name == SegmentIds.ATTRIBUTE:
-            continue
+    for attr in segments.property_attributes():
         values = np.asarray(level.object_attribute(attr.name))[kept]
         if attr.categories:
             strings = np.asarray(attr.categories, dtype=object)[values.astype(np.int64)]
-            if attr.name.lower() in LABEL_NAMES:
+            if labels is None and attr.name.lower() in LABEL_NAMES:
                 labels = [str(s) for s in strings]
                 continue
             for k, s in enumerate(strings):
-                tag = f"{attr.name}={_TAG_UNSAFE.sub('_', str(s))}"
+                tag = f"{_TAG_UNSAFE.sub('_', attr.name)}={_TAG_UNSAFE.sub('_', str(s))}"
                 if tag not in tags:
                     tags.append(tag)
                 tag_values[k].append(tags.index(tag))
         elif values.ndim > 1:
             for c in range(values.shape[1]):
-                name = attr.channel_names[c] if c < len(attr.channel_names) else str(c)
-                props.append(_number(f"{attr.name}_{name}", values[:, c]))
+                channel = attr.channel_names[c] if c < len(attr.channel_names) else str(c)
+                pid = unique_id(f"{attr.name}_{channel}", taken)
+                numbers.append(_number(pid, values[:, c], f"object attribute {attr.name}[{channel}]"))
         else:
-            props.append(_number(attr.name, values))
-    props = [SegmentProperty("label", "label", labels), *filter(None, props)]
+            numbers.append(_number(unique_id(attr.name, taken), values, f"object attribute {attr.name}"))
+    label = SegmentProperty(unique_id("label", taken), "label", labels or [f"object {o}" for o in oids.tolist()])
+    props = [label, *filter(None, numbers)]
     if tags:
-        props.append(SegmentProperty("tags", "tags", [sorted(t) for t in tag_values], tags=tags))
+        props.append(SegmentProperty(unique_id("tags", taken), "tags", [sorted(t) for t in tag_values], tags=tags))
     return info(segments.of(oids).tolist(), props)
 
 

@@ -38,13 +38,14 @@ class SkeletonSource:
         self.level = store.levels[level_index]
         self.objects = object_table(self.level)
         self.segments = SegmentIds(self.level)
-        taken: set[str] = set()
+        taken: set[str] = set(enc.GLSL_RESERVED)
         self.attributes: list[tuple[enc.VertexAttribute, str, slice]] = []
         for a in self.level.vertex_attributes:
             for start in range(0, a.channels, MAX_COMPONENTS):
                 width = min(MAX_COMPONENTS, a.channels - start)
                 name = a.name if a.channels <= MAX_COMPONENTS else f"{a.name}_{start}"
                 spec = enc.VertexAttribute(unique_id(name, taken), "float32", width)
+                spec.check()
                 self.attributes.append((spec, a.name, slice(start, start + width)))
 
     @property
