@@ -23,7 +23,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import TIMEOUT, ZVFS, build_polylines, is_mounted, mounted, read_files, relative_paths, tree_digest, zvfs
+import requests
+from support import (
+    TIMEOUT,
+    ZVFS,
+    build_polylines,
+    is_mounted,
+    mounted,
+    read_files,
+    relative_paths,
+    served,
+    tree_digest,
+    zvfs,
+)
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists("/dev/fuse") or not (shutil.which("fusermount3") or shutil.which("fusermount")),
@@ -565,3 +577,21 @@ def test_damaged_chunk_is_eio_for_its_cell_only(
     for name in damaged:
         line = next((ln for ln in text.splitlines() if f"/{SPATIAL}/{name}" in ln), None)
         assert line is not None and str(store) in line and "ERROR" in line, text
+
+
+def test_serving_a_directory_with_a_stale_mount(point_stores: dict[str, Path], tmp_path: Path) -> None:
+    """``zvfs serve DIR`` over a directory holding a stale mount: the mount's path answers 500 with
+    a message naming it (its stat and listing fail with ENOTCONN), everything else is served."""
+    root = tmp_path / "served"
+    stale = root / "stale"
+    stale.mkdir(parents=True)
+    (root / "note.txt").write_text("still here")
+    kill_daemon(point_stores["tiny"], stale, use_first=False)
+    try:
+        with served(root, tmp_path / "serve.log") as (_, base):
+            for target in ("stale/", "stale/annotations/info"):
+                resp = requests.get(base + target, timeout=TIMEOUT)
+                assert resp.status_code == 500 and "/stale" in resp.json()["error"], (target, resp.text)
+            assert requests.get(base + "note.txt", timeout=TIMEOUT).text == "still here"
+    finally:
+        umount_if_mounted(stale)

@@ -51,8 +51,3 @@ class Memo(Generic[V]):
         """The cached value, or None, without computing or reordering."""
         with self._lock:
             return self._cache.get(key)
-
-    @property
-    def currsize(self) -> int:
-        with self._lock:
-            return int(self._cache.currsize)

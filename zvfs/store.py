@@ -162,11 +162,6 @@ class ZVFStore:
 
         self.space = Space.of(self.axes, self.path, affine, units)
 
-    @property
-    def name(self) -> str:
-        base = os.path.basename(self.path.rstrip("/"))
-        return base.split(".")[0] or base
-
 
 class LevelReader:
     """One resolution level, read cell by cell."""
@@ -331,9 +326,9 @@ class LevelReader:
         """:meth:`read_cell` with every attribute, kept in a bounded cache."""
         return self.store.cells.get((self.index, cell), lambda: self.read_cell(cell))
 
-    def read_cell(self, cell: Cell, attributes: Sequence[str] | None = None) -> CellData:
+    def read_cell(self, cell: Cell) -> CellData:
         """Positions, per-vertex attributes and owning object of every row of one cell."""
-        names = [a.name for a in self.vertex_attributes] if attributes is None else list(attributes)
+        names = [a.name for a in self.vertex_attributes]
         frags = self.fragments(cell)
         if not len(frags):
             return CellData(np.zeros((0, 3), np.float32), {}, None, frags)

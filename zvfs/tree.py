@@ -7,9 +7,11 @@ Pure core shared by every front end; it knows nothing of FUSE or HTTP. Mappers b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import posixpath
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -206,7 +208,9 @@ class VirtualTree:
 
 
 class DirectoryTree:
-    """A real directory seen through the same three questions, for ``zvfs serve DIR``."""
+    """A real directory seen through the same three questions, for ``zvfs serve DIR``. A path that
+    does not exist is :class:`NotFound`; any other failure of the file system (a stale mount inside
+    the directory, a permission) is :class:`ReadFailed` naming the path."""
 
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
@@ -216,27 +220,32 @@ class DirectoryTree:
         real = os.path.realpath(os.path.join(self.root, *split_path(path)))
         if real != self.root and not real.startswith(self.root + os.sep):
             raise NotFound(path)
-        if not os.path.exists(real):
-            raise NotFound(path)
         return real
 
-    def stat(self, path: str) -> Stat:
+    @contextlib.contextmanager
+    def _os_errors(self, path: str) -> Iterator[None]:
         try:
-            st = os.stat(self._real(path))
+            yield
+        except FileNotFoundError:
+            raise NotFound(path) from None
+        except (NotADirectoryError, IsADirectoryError):
+            raise
         except OSError as exc:
             raise ReadFailed(f"{self.label}: /{path}: {exc}") from exc
-        return Stat(os.path.isdir(self._real(path)), st.st_size, st.st_mtime)
+
+    def stat(self, path: str) -> Stat:
+        with self._os_errors(path):
+            st = os.stat(self._real(path))
+        return Stat(stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime)
 
     def listdir(self, path: str) -> Iterator[str]:
-        return iter(sorted(os.listdir(self._real(path))))
+        with self._os_errors(path):
+            return iter(sorted(os.listdir(self._real(path))))
 
     def read(self, path: str, offset: int = 0, size: int | None = None) -> bytes:
-        try:
-            with open(self._real(path), "rb") as f:
-                f.seek(offset)
-                return f.read() if size is None else f.read(size)
-        except OSError as exc:
-            raise ReadFailed(f"{self.label}: /{path}: {exc}") from exc
+        with self._os_errors(path), open(self._real(path), "rb") as f:
+            f.seek(offset)
+            return f.read() if size is None else f.read(size)
 
     def cached(self, path: str) -> None:
         return None

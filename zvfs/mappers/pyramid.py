@@ -45,11 +45,11 @@ class Pyramid:
 
     @classmethod
     @cache
-    def of(cls, store: ZVFStore, max_levels: int | None = None) -> Pyramid:
+    def of(cls, store: ZVFStore) -> Pyramid:
         """The store's pyramid (built once per open store)."""
         base = store.levels[0]
         levels, ratios = [base], [np.ones(len(base.chunk_shape), np.int64)]
-        for level in store.levels[1:max_levels]:
+        for level in store.levels[1:]:
             step = _whole_multiple(level.chunk_shape, levels[-1].chunk_shape)
             why = (
                 "is empty"
