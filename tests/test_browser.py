@@ -47,7 +47,7 @@ FLAGS = [
     "--disable-dev-shm-usage",
 ]
 VIEWPORT = {"width": 800, "height": 600}
-SETTLE_MS = 30_000
+SETTLE_MS = 180_000  # a fail-safe only: the wait ends as soon as the layer has settled
 MIN_PIXELS = 50
 OK = (200, 206)
 TYPES = ("point_cloud", "line", "streamline", "graph", "skeleton", "mesh")
@@ -70,7 +70,8 @@ ISOLATE_JS = """(name) => {
   for (const l of window.viewer.layerManager.managedLayers) l.setVisible(name === null || l.name === name);
 }"""
 
-# wait until the layer's sources are loaded and its chunks are all in (or something failed)
+# wait until the layer's sources are loaded and no chunk is in flight any more (whether all are in or some failed),
+# so that what the checks see is the end state, however slowly the machine runs
 SETTLE_JS = """async ({name, timeout}) => {
   const v = window.viewer;
   const sleep = ms => new Promise(r => setTimeout(r, ms));
@@ -98,8 +99,9 @@ SETTLE_JS = """async ({name, timeout}) => {
   let settled = 0, p;
   while (performance.now() - start < timeout) {
     p = await probe();
-    if (p.errors.length || p.failed) return p;
-    settled = p.ready && !p.loading && !p.busy && p.visible ? settled + 1 : 0;
+    // settled: nothing loading or in flight, and either everything is in or something failed
+    const done = p.errors.length > 0 || p.failed > 0 || (p.ready && p.visible > 0);
+    settled = done && !p.loading && !p.busy ? settled + 1 : 0;
     if (settled === 3) return p;
     await sleep(150);
   }
@@ -157,6 +159,7 @@ def fetched(responses: list[tuple[int, str]], source: str) -> tuple[bool, bool]:
 def check(browser, url: str, layer: str | None = None) -> dict[str, Verdict]:
     """Load the viewer at ``url`` and check each layer alone (or only ``layer``)."""
     context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(SETTLE_MS)  # a busy machine may take long to start the client
     responses: list[tuple[int, str]] = []
     context.on("response", lambda r: responses.append((r.status, r.url)))
     try:
