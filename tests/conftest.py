@@ -3,6 +3,8 @@ object ids, with attributes of every dtype)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,12 @@ POINT_SPECS = {
     "typed_anonymous": PointSpec(n=1500, typed=True, seed=2),
     "large": PointSpec(n=40_000, objects=400, hi=(1000.0, 1000.0, 1000.0), cell=(250.0, 250.0, 250.0), seed=3),
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Store indexes of the whole run (its subprocesses too) go to a directory of its own, not the
+    user's cache; a test that is about indexes passes --index-dir itself."""
+    os.environ.setdefault("ZVFS_INDEX_DIR", tempfile.mkdtemp(prefix="zvfs-test-index-"))
 
 
 @pytest.fixture(scope="session")

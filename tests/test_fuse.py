@@ -453,17 +453,27 @@ def test_umount_not_mounted(mountpoint: Path) -> None:
 
 
 def test_store_missing_fragment_index(point_stores: dict[str, Path], tmp_path: Path, mountpoint: Path) -> None:
-    """A missing fragment index chunk: the mount comes up (nothing is read until asked), files that
-    need it fail with EIO, the daemon keeps serving, and an export stops with a one-line error."""
+    """A missing fragment index chunk: the mount comes up, ``info`` and the listings read, the cell
+    that needs the chunk fails with EIO, the daemon keeps serving, the log names the chunk, and an
+    export stops with a one-line error."""
     store = Path(shutil.copytree(point_stores["tiny"], tmp_path / "broken.zarrvectors"))
-    chunk = next(p for p in sorted((store / "0" / "vertex_fragments" / "c").rglob("*")) if p.is_file())
+    chunks = store / "0" / "vertex_fragments" / "c"
+    chunk = next(p for p in sorted(chunks.rglob("*")) if p.is_file())
     chunk.unlink()
+    # bounds start at 0 and no chunk_grid_origin: chunk key = ZVF cell = spatial cell
+    damaged = tuple(int(i) for i in chunk.relative_to(chunks).parts)
     with mounted(store, mountpoint, "--log-file", str(tmp_path / "log")):
+        assert json.loads((mountpoint / "annotations" / "info").read_bytes())["@type"] == "neuroglancer_annotations_v1"
+        cells = os.listdir(mountpoint / "annotations" / "spatial0")
+        name = "_".join(map(str, damaged))
+        assert name in cells, "listed: Neuroglancer asks for it whatever the listing"
         with pytest.raises(OSError) as info:
-            (mountpoint / "annotations" / "info").read_bytes()
+            (mountpoint / "annotations" / "spatial0" / name).read_bytes()
         assert info.value.errno == errno.EIO
+        for cell in set(cells) - {name}:
+            assert (mountpoint / "annotations" / "spatial0" / cell).read_bytes()[:8] != b"\0" * 8
         assert os.listdir(mountpoint) == ["annotations"], "the daemon survives"
-    assert str(store) in (tmp_path / "log").read_text()
+    assert str(store) in (tmp_path / "log").read_text() and f"cell {damaged}" in (tmp_path / "log").read_text()
     assert_one_line_error(zvfs("export", str(store), str(tmp_path / "out"), check=False), store)
 
 

@@ -25,7 +25,7 @@ from test_meshes import VOLUME_INFO, area, triangles
 from zvfs.encoders.meshes import Manifest
 from zvfs.mappers.meshes import MeshSource
 from zvfs.meshing import MIN_FACES, simplify
-from zvfs.objects import ObjectTable
+from zvfs.source import open_context
 from zvfs.store import open_store
 
 SEGMENTS = (1, 2, 3)  # object id + 1: big sphere, small sphere, one triangle
@@ -107,7 +107,8 @@ def target_counts(path: Path) -> list[list[int]]:
     """Per object, the vertex count each LOD aims at: the object's count at that ZVF level over its
     level-0 count; where the level drops it, the ratio of the objects the level keeps; never rising;
     never below a tetrahedron, and objects of at most MIN_FACES faces kept whole."""
-    tables = [ObjectTable(level) for level in open_store(str(path)).levels]
+    ctx = open_context(str(path))
+    tables = [ctx.objects(k) for k in range(len(ctx.store.levels))]
     oids = [s - 1 for s in SEGMENTS]
     sizes = np.asarray([[t.size(o) for o in oids] for t in tables], np.float64)
     faces = [len(tables[0].connectivity(o)[1]) for o in oids]
@@ -156,7 +157,7 @@ def test_lods_are_the_target_reduction(fetched, stores, name) -> None:
     """Each LOD is the mesh zvfs builds for it (within the quantization step), and that mesh has the
     target vertex count within max(2, 10%); the faces store's LOD 1 is its level-1 triangles."""
     path, meshes = stores[name]
-    src = MeshSource(open_store(str(path)))
+    src = MeshSource(open_context(str(path)))
     for seg, targets in zip(SEGMENTS, target_counts(path), strict=True):
         manifest = (fetched / name / "mesh" / f"{seg}.index").read_bytes()
         for k, ((v, f), target) in enumerate(zip(src.lods(seg - 1), targets, strict=True)):

@@ -1,8 +1,14 @@
-"""Bounded, thread-safe memoisation with one computation per key at a time."""
+"""One memory budget for every cache: bounded, thread-safe, one computation per key at a time.
+
+A daemon keeps many kinds of things for reuse (encoded files, decoded store chunks, index arrays,
+meshes, whole opened stores); each kind is a :class:`Memo`, and all the memos of a process draw
+from one :class:`Budget` of bytes with one least-recently-used order, so ``--cache-size`` bounds
+them together, whichever kind a session happens to need most.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import threading
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
@@ -11,43 +17,83 @@ import cachetools
 
 V = TypeVar("V")
 
+ENTRY_BYTES = 200  # what an entry costs beyond its value: key, bookkeeping
+_ids = itertools.count()
 
-class Memo(Generic[V]):
-    """An LRU cache whose misses are computed once even when many threads ask at once.
 
-    ``maxsize`` counts entries, or bytes when ``getsizeof`` is given (as in ``cachetools``).
-    A value larger than the whole cache is returned but not kept.
-    """
+class Budget:
+    """Bytes shared by every :class:`Memo` made from it. A value larger than the whole budget is
+    returned but not kept."""
 
-    def __init__(self, maxsize: int, getsizeof: Callable[[V], int] | None = None) -> None:
-        self._cache: cachetools.LRUCache = cachetools.LRUCache(maxsize=max(1, maxsize), getsizeof=getsizeof)
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = max(1, int(nbytes))
+        self._cache: cachetools.LRUCache = cachetools.LRUCache(maxsize=self.nbytes, getsizeof=lambda e: e[1])
         self._lock = threading.Lock()
         self._inflight: dict[Hashable, threading.Lock] = {}
-        self.misses = 0
 
-    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
-        """The cached value for ``key``, computing it with ``compute()`` on a miss."""
+    @property
+    def used(self) -> int:
+        """Bytes held now (for tests and benchmarks)."""
+        with self._lock:
+            return int(self._cache.currsize)
+
+    def memo(self, sizeof: Callable[[V], int]) -> Memo[V]:
+        """A new kind of cached value, sized by ``sizeof`` (bytes)."""
+        return Memo(self, sizeof)
+
+    def _get(self, key: Hashable, compute: Callable[[], V], sizeof: Callable[[V], int]) -> tuple[V, bool]:
+        """(value, computed now) for ``key``."""
         with self._lock:
             if key in self._cache:
-                return self._cache[key]
+                return self._cache[key][0], False
             gate = self._inflight.setdefault(key, threading.Lock())
         with gate:
             with self._lock:
                 if key in self._cache:
-                    return self._cache[key]
+                    return self._cache[key][0], False
             try:
                 value = compute()
+                size = sizeof(value) + ENTRY_BYTES
                 with self._lock:
-                    self.misses += 1
-                    with contextlib.suppress(ValueError):  # larger than the whole cache: not kept
-                        self._cache[key] = value
-                return value
+                    if size <= self.nbytes:
+                        self._cache[key] = (value, size)
+                return value, True
             finally:
                 with self._lock:
                     if self._inflight.get(key) is gate:
                         del self._inflight[key]
 
+    def _peek(self, key: Hashable) -> object | None:
+        with self._lock:
+            entry = self._cache.get(key)
+        return None if entry is None else entry[0]
+
+    def _drop(self, key: Hashable) -> None:
+        with self._lock:
+            self._cache.pop(key, None)
+
+
+class Memo(Generic[V]):
+    """One kind of cached value in a :class:`Budget`: ``get(key, compute)`` computes a missing value
+    once even when many threads ask at once."""
+
+    def __init__(self, budget: Budget, sizeof: Callable[[V], int]) -> None:
+        self._budget = budget
+        self._sizeof = sizeof
+        self._id = next(_ids)
+        self.misses = 0
+
+    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+        """The cached value for ``key``, computing it with ``compute()`` on a miss."""
+        value, computed = self._budget._get((self._id, key), compute, self._sizeof)
+        if computed:
+            self.misses += 1
+        return value
+
     def peek(self, key: Hashable) -> V | None:
         """The cached value, or None, without computing or reordering."""
-        with self._lock:
-            return self._cache.get(key)
+        return self._budget._peek((self._id, key))  # type: ignore[return-value]
+
+    def drop(self, key: Hashable) -> None:
+        """Forget ``key`` (e.g. a value found to be stale)."""
+        self._budget._drop((self._id, key))

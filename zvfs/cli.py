@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from functools import partial
@@ -57,8 +58,29 @@ def _space_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _space(args: argparse.Namespace) -> dict[str, str | None]:
-    return {"transform": args.transform, "units": args.units}
+def _index_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--index-dir",
+        metavar="DIR",
+        default=None,
+        help="where store indexes are kept (default $ZVFS_INDEX_DIR, else ~/.cache/zvfs/index); the store is "
+        "never written",
+    )
+
+
+def _tree_args(p: argparse.ArgumentParser) -> None:
+    _space_args(p)
+    _index_args(p)
+
+
+def _options(args: argparse.Namespace, progress: bool | None = None) -> dict[str, object]:
+    """The tree options of a command line: space, and where the index lives (its build shows
+    progress on a terminal, unless ``progress`` says otherwise)."""
+    from .index import IndexOptions
+
+    shown = sys.stderr.isatty() if progress is None else progress
+    index = IndexOptions(root=args.index_dir, progress=shown)
+    return {"transform": args.transform, "units": args.units, "index": index}
 
 
 def _mount(args: argparse.Namespace) -> int:
@@ -72,7 +94,7 @@ def _mount(args: argparse.Namespace) -> int:
         cache_bytes=args.cache_size,
         log_file=args.log_file,
         daemon_argv=args.argv,
-        **_space(args),
+        **_options(args),
     )
 
 
@@ -86,19 +108,39 @@ def _serve(args: argparse.Namespace) -> int:
     from .frontends import http
     from .source import open_tree
 
-    return http.serve(open_tree(args.source, args.cache_size, **_space(args)), port=args.port, bind=args.bind)
+    return http.serve(open_tree(args.source, args.cache_size, **_options(args)), port=args.port, bind=args.bind)
 
 
 def _export(args: argparse.Namespace) -> int:
     from .frontends import export
-    from .source import open_virtual_tree
+    from .source import open_tree
 
     if not args.verbose:  # a failed file ends the export with its own one-line error
         logging.getLogger("zvfs").setLevel(logging.CRITICAL)
-    opener = partial(open_virtual_tree, args.store, args.cache_size, **_space(args))
+    opener = partial(open_tree, args.store, args.cache_size, directories=False, **_options(args))
     if args.dask:
         return export.export_dask(opener, args.outdir, args.dask, progress=not args.no_progress, resume=args.resume)
     return export.export(opener(), args.outdir, progress=not args.no_progress, resume=args.resume)
+
+
+def _index(args: argparse.Namespace) -> int:
+    from .cache import Budget
+    from .forest import find_stores
+    from .index import IndexOptions, IndexState, ensure_index
+    from .store import is_url, is_zvf_store
+
+    options = IndexOptions(
+        root=args.index_dir, scheduler=args.dask, workers=args.workers, progress=not args.no_progress
+    )
+    stores = [args.store]
+    if not is_url(args.store) and os.path.isdir(args.store) and not is_zvf_store(args.store):
+        stores = [os.path.join(args.store, s) for s in find_stores(args.store)]
+        if not stores:
+            raise UsageError(f"{os.path.abspath(args.store)}: no ZVF store in this directory")
+    for store in stores:
+        state, path = ensure_index(store, Budget(args.cache_size), options)
+        print(f"{store}: index {'already built' if state is IndexState.FOUND else 'built'} at {path}")
+    return 0
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -115,7 +157,7 @@ def _link(args: argparse.Namespace) -> int:
     from .source import open_tree
 
     base = args.base_url if args.base_url.endswith("/") else args.base_url + "/"
-    source = link.Source(link.source_name(args.source), open_tree(args.source, **_space(args)), base)
+    source = link.Source(link.source_name(args.source), open_tree(args.source, **_options(args)), base)
     state = link.build_state([source])
     print(json.dumps(state, indent=2))
     print(link.state_url(state, args.viewer or link.DEFAULT_VIEWER))
@@ -132,7 +174,7 @@ def _view(args: argparse.Namespace) -> int:
     trees = {}
     for name, path in link.unique_names(args.sources).items():
         try:
-            trees[name] = open_tree(path, args.cache_size, **_space(args))
+            trees[name] = open_tree(path, args.cache_size, **_options(args))
         except StoreError as exc:  # the other stores are still worth showing
             if len(args.sources) == 1:
                 raise
@@ -165,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-file", default=None, help="daemon log in background mode (default /tmp/zvfs-<mountpoint>.log)"
     )
     _cache_arg(p)
-    _space_args(p)
+    _tree_args(p)
 
     p = sub.add_parser("umount", help="unmount, also a stale mount left by a killed daemon")
     p.set_defaults(func=_umount)
@@ -177,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=9123, help="TCP port (default 9123; 0 picks a free one)")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     _cache_arg(p)
-    _space_args(p)
+    _tree_args(p)
 
     p = sub.add_parser("export", help="write the tree as real files")
     p.set_defaults(func=_export)
@@ -192,7 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the files as tasks on this Dask scheduler (e.g. tcp://10.0.0.5:8786)",
     )
     _cache_arg(p)
-    _space_args(p)
+    _tree_args(p)
+
+    p = sub.add_parser("index", help="build a store's index ahead of time (or every store's under a directory)")
+    p.set_defaults(func=_index)
+    p.add_argument("store", help="ZVF store (path or URL), or a directory holding stores")
+    p.add_argument("--dask", metavar="SCHEDULER", default=None, help="build as tasks on this Dask scheduler")
+    p.add_argument("--workers", type=int, default=None, help="local processes (default: every core)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _cache_arg(p)
+    _index_args(p)
 
     p = sub.add_parser("sample", help="build a small sample ZVF store with zarr-vectors")
     p.set_defaults(func=_sample)
@@ -215,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="Neuroglancer client URL (default https://neuroglancer-demo.appspot.com/)",
     )
-    _space_args(p)
+    _tree_args(p)
 
     p = sub.add_parser("view", help="serve stores and the Neuroglancer client together, and open the view")
     p.set_defaults(func=_view)
@@ -224,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--no-browser", action="store_true", help="only print the URL")
     _cache_arg(p)
-    _space_args(p)
+    _tree_args(p)
     return parser
 
 

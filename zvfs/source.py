@@ -3,42 +3,74 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
+from .cache import Budget
+from .forest import StoreForest
+from .index import IndexOptions, open_index
+from .mappers import check_supported, map_store
+from .mappers.common import Context
+from .space import Space, parse_affine, parse_units
 from .store import StoreError, is_zvf_store, open_store
 from .tree import DEFAULT_CACHE_BYTES, DirectoryTree, Tree, VirtualTree
 
 
-def open_virtual_tree(
-    path: str, cache_bytes: int = DEFAULT_CACHE_BYTES, *, transform: str | None = None, units: str | None = None
-) -> VirtualTree:
-    """The precomputed tree of a ZVF store (raises :class:`StoreError` with a one-line reason);
-    ``transform`` and ``units`` as given on the command line (see :mod:`zvfs.space`).
-    ``cache_bytes`` bounds the caches: a quarter for decoded chunks, the rest for encoded files."""
-    from .mappers import map_store
-    from .space import parse_affine, parse_units
+def open_context(
+    path: str,
+    budget: Budget | None = None,
+    *,
+    transform: str | None = None,
+    units: str | None = None,
+    index: IndexOptions | None = None,
+) -> Context:
+    """What a store's mappers work from: the store opened read-only, the space its tree is written
+    in (``transform`` and ``units`` as given on the command line, see :mod:`zvfs.space`) and its
+    index, opened or built first as ``index`` says (raises :class:`StoreError` with a one-line
+    reason)."""
+    budget = budget or Budget(DEFAULT_CACHE_BYTES)
+    store = open_store(path, budget)
+    check_supported(store)
+    rank = len(store.axes)
+    space = Space.of(
+        store.axes,
+        store.path,
+        None if transform is None else parse_affine(transform, rank),
+        None if units is None else parse_units(units, rank),
+    )
+    return Context(store, open_index(store, budget, index or IndexOptions()), space)
 
-    chunks = cache_bytes // 4
-    store = open_store(path, chunks)
-    if transform is not None or units is not None:
-        rank = len(store.axes)
-        store.override_space(
-            None if transform is None else parse_affine(transform, rank),
-            None if units is None else parse_units(units, rank),
-        )
+
+def open_virtual_tree(
+    path: str,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
+    *,
+    budget: Budget | None = None,
+    **options: Any,
+) -> VirtualTree:
+    """The precomputed tree of a ZVF store (see :func:`open_context` for ``options``); every cache
+    of the tree draws from ``budget`` (default: a new one of ``cache_bytes``)."""
+    budget = budget or Budget(cache_bytes)
+    ctx = open_context(path, budget, **options)
+    store = ctx.store
     return VirtualTree(
-        map_store(store),
-        label=store.path,
-        mtime=store.mtime,
-        cache_bytes=cache_bytes - chunks,
-        fingerprint=store.fingerprint,
+        map_store(ctx), label=store.path, mtime=store.mtime, budget=budget, fingerprint=store.fingerprint
     )
 
 
-def open_tree(path: str, cache_bytes: int = DEFAULT_CACHE_BYTES, **space: str | None) -> Tree:
-    """A ZVF store's virtual tree, or a plain directory (e.g. a mount or an export) as it is."""
-    if os.path.isdir(path) and not is_zvf_store(path):
-        return DirectoryTree(path)
-    return open_virtual_tree(path, cache_bytes, **space)
+def open_tree(path: str, cache_bytes: int = DEFAULT_CACHE_BYTES, *, directories: bool = True, **options: Any) -> Tree:
+    """What ``path`` names, as a tree: a ZVF store's virtual tree; a directory holding stores (at any
+    depth) as a :class:`~zvfs.forest.StoreForest` of their trees, sharing one budget; any other
+    directory (a mount, an export) as it is, when ``directories`` allows."""
+    if not (os.path.isdir(path) and not is_zvf_store(path)):
+        return open_virtual_tree(path, cache_bytes, **options)
+    budget = Budget(cache_bytes)
+    forest = StoreForest(path, budget, lambda store: open_virtual_tree(store, budget=budget, **options))
+    if forest.stores:
+        return forest
+    if not directories:
+        raise StoreError(f"{os.path.abspath(path)}: not a ZVF store (no zarr.json with 'zarr_vectors' attributes), "
+                         "and no store below it")  # fmt: skip
+    return DirectoryTree(path)
 
 
 __all__ = ["StoreError", "open_tree", "open_virtual_tree"]

@@ -16,8 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .errors import UsageError
-from .store import Axis
-from .units import dimensions, si_unit
+from .units import Axis, dimensions, si_unit
 
 
 def parse_affine(text: str, rank: int = 3) -> np.ndarray:

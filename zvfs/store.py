@@ -8,36 +8,30 @@ count against the cell's fragment index.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
+import fsspec
 import numpy as np
 import zarr_vectors as zv
 from zarr_vectors import building as zb
+from zarr_vectors.core.arrays import object_ids_for_rows
 
-from .cache import Memo
+from .cache import Budget
 from .errors import StoreError
+from .units import Axis
 
-if TYPE_CHECKING:
-    from .space import Space
-
-FRAGMENT_CACHE_BYTES = 32 * 2**20
-CELL_CACHE_BYTES = 64 * 2**20  # default bound on decoded chunks, all levels together
-MANIFEST_BATCH = 10_000  # object manifests decoded at once
+DEFAULT_BUDGET_BYTES = 256 * 2**20  # when a caller gives no budget (a build worker, a test)
+METADATA = "zarr.json"
+OWNER_ATTRIBUTE = "object_id"
 
 Cell = tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Axis:
-    name: str
-    unit: str
 
 
 @dataclass(frozen=True)
@@ -59,12 +53,9 @@ class CellData:
 
     positions: np.ndarray  # (N, D) float32
     attributes: dict[str, np.ndarray]  # name -> (N,) or (N, C)
-    owners: np.ndarray | None  # (N,) int64 object id per row, or None without an object index
-    fragments: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # (F, 2) start, count
 
     def nbytes(self) -> int:
-        arrays = [self.positions, self.fragments, *self.attributes.values()]
-        return sum(a.nbytes for a in arrays) + (0 if self.owners is None else self.owners.nbytes) + 256
+        return sum(a.nbytes for a in [self.positions, *self.attributes.values()]) + 256
 
 
 def is_zvf_store(path: str) -> bool:
@@ -83,9 +74,9 @@ def is_url(path: str) -> bool:
     return bool(sep) and scheme != "file"
 
 
-def open_store(path: str, cell_cache_bytes: int = CELL_CACHE_BYTES) -> ZVFStore:
-    """Open a ZVF store read-only, or raise :class:`StoreError` saying why not; decoded chunks are
-    kept up to ``cell_cache_bytes``."""
+def open_store(path: str, budget: Budget | None = None) -> ZVFStore:
+    """Open a ZVF store read-only, or raise :class:`StoreError` saying why not; decoded chunks and
+    fragment indexes are kept in ``budget``."""
     if not is_url(path):
         path = os.path.abspath(path.removeprefix("file://"))
         if not os.path.exists(path):
@@ -102,7 +93,7 @@ def open_store(path: str, cell_cache_bytes: int = CELL_CACHE_BYTES) -> ZVFStore:
         raise StoreError(f"{path}: expected one geometry type, found {list(kinds)}")
     if not levels:
         raise StoreError(f"{path}: store has no resolution levels")
-    return ZVFStore(path, ds, kinds[0], levels, cell_cache_bytes)
+    return ZVFStore(path, ds, kinds[0], levels, budget or Budget(DEFAULT_BUDGET_BYTES))
 
 
 class ZVFStore:
@@ -114,13 +105,13 @@ class ZVFStore:
         ds: zv.Dataset,
         kind: str,
         level_indices: Sequence[int],
-        cell_cache_bytes: int = CELL_CACHE_BYTES,
+        budget: Budget,
     ) -> None:
         self.path = path
         self.kind = kind
         self._ds = ds
         self._lock = threading.RLock()
-        self.cells: Memo[CellData] = Memo(cell_cache_bytes, getsizeof=CellData.nbytes)  # by (level, cell)
+        self.budget = budget
         self.mtime = time.time() if is_url(path) else os.stat(os.path.join(path, "zarr.json")).st_mtime
         self.levels = [LevelReader(self, ds.level(i), i, self._lock) for i in level_indices]
 
@@ -148,19 +139,31 @@ class ZVFStore:
                 out.append(None)
         return tuple(out)
 
-    @cached_property
-    def space(self) -> Space:
-        """Where written coordinates live: the store's axes and units, identity affine, unless
-        :meth:`override_space` was called."""
-        from .space import Space
+    def content_fingerprint(self) -> str:
+        """A hash of every metadata document of the store (root, levels, arrays: what lists its
+        chunks, objects and attributes), and for a local store their modification times, so that
+        an index built from the store is rebuilt once the store is written again."""
+        digest = hashlib.sha256()
+        for rel, data, stamp in self._metadata_documents():
+            digest.update(f"{rel}\0{stamp}\0".encode() + data)
+        return digest.hexdigest()
 
-        return Space.of(self.axes, self.path)
-
-    def override_space(self, affine: np.ndarray | None, units: Sequence[str] | None) -> None:
-        """Use an explicit affine and/or units (``--transform``, ``--units``) instead."""
-        from .space import Space
-
-        self.space = Space.of(self.axes, self.path, affine, units)
+    def _metadata_documents(self) -> Iterator[tuple[str, bytes, str]]:
+        """(relative path, bytes, local modification stamp) of every ``zarr.json`` outside chunk
+        directories, in sorted order."""
+        if is_url(self.path):
+            fs, root = fsspec.core.url_to_fs(self.path)
+            for level in ["", *(f"{lv.index}/" for lv in self.levels)]:
+                for name in sorted(fs.find(f"{root.rstrip('/')}/{level}", maxdepth=4, withdirs=False)):
+                    if name.endswith("/" + METADATA) and "/c/" not in name:
+                        yield name.removeprefix(root), fs.cat(name), ""
+            return
+        for dirpath, dirnames, filenames in sorted(os.walk(self.path)):
+            dirnames[:] = sorted(d for d in dirnames if d != "c")  # chunk directories hold no metadata
+            if METADATA in filenames:
+                path = os.path.join(dirpath, METADATA)
+                with open(path, "rb") as f:
+                    yield os.path.relpath(path, self.path), f.read(), str(os.stat(path).st_mtime_ns)
 
 
 class LevelReader:
@@ -172,7 +175,10 @@ class LevelReader:
         self._level = level
         self._g = level.store
         self._lock = lock
-        self._fragments: Memo[np.ndarray] = Memo(FRAGMENT_CACHE_BYTES, getsizeof=lambda a: a.nbytes + 64)
+        self._fragments = store.budget.memo(lambda a: int(a.nbytes))
+        self._cells = store.budget.memo(CellData.nbytes)
+        self._object_values = store.budget.memo(lambda a: int(a.nbytes))
+        self.known_channels: dict[str, int] = {}  # attribute -> channels, when an index says
 
     def _where(self, what: str) -> str:
         return f"{self.store.path}: level {self.index}: {what}"
@@ -217,7 +223,9 @@ class LevelReader:
     def _attribute_info(self, name: str) -> AttributeInfo:
         meta = self._g.read_array_meta(f"vertex_attributes/{name}")
         dtype, ncols = zb.attribute_layout(self._g, name)
-        if int(ncols) == 1 and self.cells:
+        if name in self.known_channels:
+            ncols = self.known_channels[name]
+        elif int(ncols) == 1 and self.cells:
             # zarr-vectors 0.9.2 writes multi-channel attributes of mesh/graph/polyline stores flat
             # with row_shape []: the channel count shows only as rows per vertex.
             cell = self.cells[0]
@@ -236,28 +244,56 @@ class LevelReader:
         )
 
     @cached_property
-    def has_objects(self) -> bool:
+    def object_count(self) -> int:
+        """Rows of the level's object index, from its metadata (0: none)."""
         with self._lock:
-            return bool(self._g.array_exists("object_index/object_ids"))
+            return int(zb.object_count(self._g))
 
     @cached_property
+    def owner_index(self) -> bool:
+        """Whether the level has zarr-vectors' fragment owner index (``fragment_attributes/object_id``):
+        which object each fragment of a cell belongs to, without the object manifests."""
+        return OWNER_ATTRIBUTE in self._fragment_attribute_names
+
+    @cached_property
+    def _fragment_attribute_names(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._level.attribute_names("fragment"))
+
+    def fragment_owners(self, cell: Cell) -> np.ndarray:
+        """Object id of each fragment of a cell, from the fragment owner index."""
+        try:
+            with self._lock:
+                owners = zb.read_chunk_fragment_attributes(self._g, OWNER_ATTRIBUTE, cell)
+        except Exception as exc:
+            raise StoreError(self._where(f"cell {cell}: cannot read its fragment owners: {exc}")) from exc
+        return np.asarray(owners, np.int64).reshape(-1)
+
+    @property
+    def has_objects(self) -> bool:
+        return self.object_count > 0
+
+    @property
     def object_ids(self) -> np.ndarray:
-        """Sorted ids of the objects at this level (row order of the object index)."""
+        """Ids of the objects at this level, in the object index's row order (sorted)."""
         if not self.has_objects:
             return np.zeros(0, np.int64)
         with self._lock:
-            return np.asarray(self._g.read_array("object_index/object_ids"), np.int64)
+            return np.asarray(object_ids_for_rows(self._g), np.int64)
 
     @cached_property
     def object_attribute_names(self) -> tuple[str, ...]:
         with self._lock:
             return tuple(sorted(self._level.attribute_names("object")))
 
-    @cached_property
-    def _object_values(self) -> dict[str, np.ndarray]:
-        """Every per-object attribute, read once (O(objects)); strings as category codes."""
-        with self._lock:
-            return {name: np.asarray(zb.read_object_attributes(self._g, name)) for name in self.object_attribute_names}
+    def _values(self, name: str) -> np.ndarray:
+        """A per-object attribute as stored (kept in the budget)."""
+
+        def read() -> np.ndarray:
+            with self._lock:
+                return np.asarray(zb.read_object_attributes(self._g, name))
+
+        return self._object_values.get(name, read)
 
     @cached_property
     def object_attributes(self) -> tuple[AttributeInfo, ...]:
@@ -266,7 +302,7 @@ class LevelReader:
         with self._lock:
             metas = {name: self._g.read_array_meta(f"object_attributes/{name}") for name in self.object_attribute_names}
         for name, meta in metas.items():
-            values = self._object_values[name]
+            values = self._values(name)
             categories = tuple(meta.get("categories") or ())
             dtype = values.dtype
             if dtype.kind in "US":
@@ -289,17 +325,18 @@ class LevelReader:
 
     def object_attribute(self, name: str) -> np.ndarray:
         """Dense per-object values, aligned with :attr:`object_ids` (category codes for strings)."""
-        values = self._object_values[name]
+        values = self._values(name)
         if values.dtype.kind in "US":
             info = next(a for a in self.object_attributes if a.name == name)
             return np.searchsorted(np.asarray(info.categories, dtype=values.dtype), values).astype(info.dtype)
         return values
 
     def fragments(self, cell: Cell) -> np.ndarray:
-        """(F, 2) start,count row ranges of a cell's fragments (cached: small, read often)."""
-        return self._fragments.get(cell, lambda: self._read_fragments(cell))
+        """(F, 2) start,count row ranges of a cell's fragments (kept in the budget: read often)."""
+        return self._fragments.get((self.index, cell), lambda: self.read_fragments(cell))
 
-    def _read_fragments(self, cell: Cell) -> np.ndarray:
+    def read_fragments(self, cell: Cell) -> np.ndarray:
+        """:meth:`fragments`, read now."""
         if cell not in self._cell_set:
             return np.zeros((0, 2), np.int64)
         try:
@@ -323,20 +360,21 @@ class LevelReader:
         return frozenset(self.cells)
 
     def cell(self, cell: Cell) -> CellData:
-        """:meth:`read_cell` with every attribute, kept in a bounded cache."""
-        return self.store.cells.get((self.index, cell), lambda: self.read_cell(cell))
+        """:meth:`read_cell`, kept in the budget."""
+        return self._cells.get((self.index, cell), lambda: self.read_cell(cell))
 
     def read_cell(self, cell: Cell) -> CellData:
-        """Positions, per-vertex attributes and owning object of every row of one cell."""
+        """Positions and per-vertex attributes of every row of one cell, in stored order."""
         names = [a.name for a in self.vertex_attributes]
         frags = self.fragments(cell)
         if not len(frags):
-            return CellData(np.zeros((0, 3), np.float32), {}, None, frags)
+            return CellData(np.zeros((0, len(self.store.axes)), np.float32), {})
         with self._lock:
-            pos = np.asarray(zb.read_chunk_vertex_buffer(self._g, cell), np.float32)
-            attrs = {}
-            for name in names:
-                attrs[name] = np.concatenate(zb.read_chunk_attributes(self._g, name, cell))
+            try:
+                pos = np.asarray(zb.read_chunk_vertex_buffer(self._g, cell), np.float32)
+                attrs = {name: np.concatenate(zb.read_chunk_attributes(self._g, name, cell)) for name in names}
+            except Exception as exc:  # zstd and zarr errors of a damaged chunk
+                raise StoreError(self._where(f"cell {cell}: cannot read its chunks (damaged?): {exc}")) from exc
         n = len(pos)
         if int(frags[:, 1].sum()) != n:
             raise StoreError(
@@ -355,43 +393,7 @@ class LevelReader:
                         f"cell {cell}: attribute {name!r} has {len(col)} rows, expected {n} (missing or damaged chunk?)"
                     )
                 )
-        owners = None
-        if self.has_objects:
-            owners = np.repeat(self._fragment_owners(cell, len(frags)), frags[:, 1])
-        return CellData(pos, attrs, owners, frags)
-
-    def _fragment_owners(self, cell: Cell, nfrag: int) -> np.ndarray:
-        """Object id of each fragment of a cell (-2 where several objects share it)."""
-        if "object_id" in self._fragment_attribute_names:
-            with self._lock:
-                own = np.asarray(zb.read_chunk_fragment_attributes(self._g, "object_id", cell), np.int64).reshape(-1)
-        else:
-            own = np.full(nfrag, -1, np.int64)
-            for frag, oid in self._manifest_inversion.get(cell, ()):
-                own[frag] = oid if own[frag] == -1 else -2
-        if len(own) != nfrag:
-            raise StoreError(self._where(f"cell {cell}: {len(own)} fragment owners for {nfrag} fragments"))
-        return own
-
-    @cached_property
-    def _fragment_attribute_names(self) -> tuple[str, ...]:
-        with self._lock:
-            return tuple(self._level.attribute_names("fragment"))
-
-    @cached_property
-    def _manifest_inversion(self) -> dict[Cell, list[tuple[int, int]]]:
-        """cell -> [(fragment, object id)] from every manifest of the level (when no owner index)."""
-        inv: dict[Cell, list[tuple[int, int]]] = {}
-        for oid, manifest in zip(self.object_ids.tolist(), self.manifests(), strict=True):
-            for cell, frag in manifest:
-                inv.setdefault(cell, []).append((frag, oid))
-        return inv
-
-    def object_fragments(self, oid: int) -> list[tuple[Cell, int]]:
-        """The (cell, fragment) pieces of one object, in object order."""
-        with self._lock:
-            manifest = zb.read_object_manifests(self._g, ids=[int(oid)]).get(int(oid), [])
-        return [(tuple(int(c) for c in cell), int(frag)) for cell, frag in manifest]
+        return CellData(pos, attrs)
 
     # -- connectivity (graph, skeleton, mesh, and joins of polylines/lines across cells)
     @cached_property
@@ -417,23 +419,10 @@ class LevelReader:
                 return []
             return [np.asarray(g, np.int64) for g in zb.read_all_groupings(self._g)]
 
-    def _manifest_batches(self) -> Iterator[tuple[list[int], dict[int, list[tuple[Cell, int]]]]]:
-        """(object ids, their manifests) of the whole level, :data:`MANIFEST_BATCH` objects at a time:
-        zarr-vectors decodes manifests as Python lists, several times their size at once."""
-        ids = self.object_ids.tolist()
-        for start in range(0, len(ids), MANIFEST_BATCH):
-            batch = ids[start : start + MANIFEST_BATCH]
-            with self._lock:
-                found = zb.read_object_manifests(self._g, ids=batch)
-            yield batch, found
-
-    def kept_ids(self) -> np.ndarray:
-        """Sorted ids of the objects holding at least one fragment at this level."""
-        kept = [oid for batch, found in self._manifest_batches() for oid in batch if found.get(oid)]
-        return np.asarray(sorted(kept), np.int64)
-
-    def manifests(self) -> Iterator[list[tuple[Cell, int]]]:
-        """Every object's (cell, fragment) pieces, in :attr:`object_ids` order, as zarr-vectors decodes
-        them (cells are tuples of ints), a batch at a time."""
-        for batch, found in self._manifest_batches():
-            yield from (found.get(oid, []) for oid in batch)
+    def manifests(self, start: int, stop: int) -> list[list[tuple[Cell, int]]]:
+        """The (cell, fragment) pieces of the objects in index rows [start, stop), in object order
+        (one zarr-vectors read: it keeps 16,384 manifests in one chunk)."""
+        with self._lock:
+            ids = object_ids_for_rows(self._g, np.arange(start, stop)).tolist()
+            found = zb.read_object_manifests(self._g, ids=ids)
+        return [[(tuple(int(c) for c in cell), int(frag)) for cell, frag in found.get(oid, [])] for oid in ids]

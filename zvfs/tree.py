@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from .cache import Memo
+from .cache import Budget
 
 log = logging.getLogger("zvfs")
 
@@ -117,7 +117,7 @@ class VirtualTree:
         root: Dir,
         label: str,
         mtime: float,
-        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        budget: Budget | None = None,
         fingerprint: Callable[[], object] | None = None,
     ) -> None:
         """``fingerprint`` (cheap, e.g. the store's metadata stat) is checked before every file is
@@ -127,8 +127,9 @@ class VirtualTree:
         self.mtime = mtime
         self._fingerprint = fingerprint
         self._opened = fingerprint() if fingerprint else None
-        self._bytes: Memo[bytes] = Memo(cache_bytes, getsizeof=len)
-        self._sizes: Memo[int] = Memo(1 << 20)
+        budget = budget or Budget(DEFAULT_CACHE_BYTES)
+        self._bytes = budget.memo(len)
+        self._sizes = budget.memo(lambda _: 32)
 
     def _check_unchanged(self) -> None:
         if self._fingerprint is not None and self._fingerprint() != self._opened:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .errors import StoreError
-from .store import Axis
 
 # OME-NGFF / UDUNITS space and time unit names -> (scale, SI unit)
 _UNITS: dict[str, tuple[float, str]] = {
@@ -40,6 +40,16 @@ _UNITS: dict[str, tuple[float, str]] = {
     "pixel": (1.0, ""),
     "unitless": (1.0, ""),
 }
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A store axis: its name and unit (as the store declares them)."""
+
+    name: str
+    unit: str
+
+
 _NAME = re.compile(r"^[a-zA-Z][a-zA-Z_0-9]*$")
 
 

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 # mfusepy loads libfuse 2 when both are installed. libfuse 3 lets the kernel stop asking about opens
 # and releases (see ``TreeOperations.open``): a warm read of a cached file then never leaves the kernel.
@@ -264,17 +264,17 @@ def mount(
     cache_bytes: int,
     log_file: str | None = None,
     daemon_argv: Sequence[str],
-    transform: str | None = None,
-    units: str | None = None,
+    **tree_options: Any,
 ) -> int:
-    """Mount ``store`` read-only at ``mountpoint``; in the background unless ``foreground``, by
-    running ``zvfs DAEMON_ARGV --foreground`` (the command line that asked for this mount) as the
-    daemon in its own session, once the store has opened here."""
-    from ..source import open_virtual_tree
+    """Mount ``store`` (or a directory of stores) read-only at ``mountpoint``; in the background
+    unless ``foreground``, by running ``zvfs DAEMON_ARGV --foreground`` (the command line that asked
+    for this mount) as the daemon in its own session, once the store has opened here (its index
+    built, if it had none): ``tree_options`` as :func:`zvfs.source.open_tree` takes them."""
+    from ..source import open_tree
 
     options = dict(options or {})
     path = check_mountpoint(mountpoint)
-    tree = open_virtual_tree(store, cache_bytes, transform=transform, units=units)  # bad input fails here
+    tree = open_tree(store, cache_bytes, directories=False, **tree_options)  # bad input fails here
     if foreground:
         return run_foreground(tree, path, options)
 

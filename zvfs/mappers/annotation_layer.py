@@ -6,17 +6,13 @@ geometry type); this module only lays out ``info``, ``spatialN/``, ``by_id/`` an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import Protocol
 
-import numpy as np
-
 from ..encoders import annotations as enc
+from ..store import Cell
 from ..tree import Dir, File
-
-Cell = tuple[int, ...]
+from .common import json_file, parse_cell, parse_uint
 
 
 class AnnotationSource(Protocol):
@@ -26,7 +22,9 @@ class AnnotationSource(Protocol):
 
     def info(self) -> dict: ...
 
-    spatial_depth: int  # number of spatial levels, keys spatial0 (coarsest) ... spatial{depth-1}
+    @property
+    def spatial_depth(self) -> int:
+        """Number of spatial levels, keys ``spatial0`` (coarsest) ... ``spatial{depth-1}``."""
 
     def spatial_levels(self) -> Sequence[enc.SpatialLevel]: ...
 
@@ -49,40 +47,6 @@ class AnnotationSource(Protocol):
     def related_extent(self, relationship: str, segment: int) -> tuple[int, int] | None: ...
 
     def related(self, relationship: str, segment: int) -> enc.Annotations: ...
-
-
-def annotation_info(src) -> dict:
-    """The ``info`` of a source with ``store``, ``grid`` (level-0 grid, whose bounds every level
-    shares), ``schema`` and ``spatial_levels()``, in the store's written coordinate space."""
-    space = src.store.space
-    lower, upper = space.points(np.asarray([src.grid.lower, src.grid.upper]))
-    levels = [
-        replace(level, chunk_size=tuple(space.lengths(level.chunk_size).tolist())) for level in src.spatial_levels()
-    ]
-    return enc.info(
-        src.schema, space.dimensions(), lower, upper, levels, {r: relationship_key(r) for r in src.schema.relationships}
-    )
-
-
-def json_file(make: callable[[], dict]) -> File:
-    """A JSON file (size known once encoded; the tree caches it)."""
-    return File(lambda: json.dumps(make(), indent=1).encode())
-
-
-def parse_uint(name: str) -> int | None:
-    """Canonical base-10 uint64 names only, so each file has exactly one name."""
-    if not name.isdigit() or (len(name) > 1 and name[0] == "0"):
-        return None
-    value = int(name)
-    return value if value < 2**64 else None
-
-
-def parse_cell(name: str, rank: int) -> Cell | None:
-    parts = name.split("_")
-    values = [parse_uint(p) for p in parts]
-    if len(parts) != rank or any(v is None for v in values):
-        return None
-    return tuple(values)  # type: ignore[arg-type]
 
 
 def relationship_key(relationship: str) -> str:

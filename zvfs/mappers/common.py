@@ -1,52 +1,42 @@
-"""What every mapper shares: the spatial grid, segment ids, and a stable shuffle."""
+"""What every mapper shares: the store's context, segment ids, chunk tables, a stable shuffle, and
+how file names and JSON files are made."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Callable
 from functools import cached_property
 
 import numpy as np
 
-from ..store import AttributeInfo, LevelReader, ZVFStore
+from ..index import StoreIndex
+from ..index.build import id_hash, linear_keys
+from ..objects import ObjectTable
+from ..space import Space
+from ..store import AttributeInfo, Cell, LevelReader, ZVFStore
+from ..tree import File
 
-Cell = tuple[int, ...]
 
+class Context:
+    """What the mappers of one store work from: the store, its index and the space written. It
+    holds the per-store state the layers share (object tables, segment ids), so that state lives
+    exactly as long as the tree built on it."""
 
-@dataclass(frozen=True)
-class Grid:
-    """A level's ZVF cell grid as a Neuroglancer spatial grid: spatial cell = ZVF cell - origin."""
+    def __init__(self, store: ZVFStore, index: StoreIndex, space: Space) -> None:
+        self.store, self.index, self.space = store, index, space
+        self._tables: dict[int, ObjectTable] = {}
+        self._segments: dict[int, SegmentIds] = {}
 
-    origin: tuple[int, ...]  # ZVF cell at spatial cell (0, ..., 0)
-    shape: tuple[int, ...]
-    chunk: tuple[float, ...]
+    def objects(self, level: int) -> ObjectTable:
+        """The object table of a level (one per level)."""
+        if level not in self._tables:
+            self._tables[level] = ObjectTable(self.index, self.store.levels[level])
+        return self._tables[level]
 
-    @classmethod
-    def of(cls, store: ZVFStore, level: LevelReader) -> Grid:
-        """The smallest cell-aligned grid enclosing the declared bounds and every stored cell."""
-        chunk = level.chunk_shape
-        lo, hi = store.bounds
-        first = np.floor(lo / chunk).astype(np.int64)
-        last = np.maximum(first, np.ceil(hi / chunk).astype(np.int64) - 1)  # hi is an outer bound
-        if level.cells:
-            cells = np.asarray(level.cells, np.int64)
-            first, last = np.minimum(first, cells.min(0)), np.maximum(last, cells.max(0))
-        return cls(tuple(first.tolist()), tuple((last - first + 1).tolist()), tuple(chunk.tolist()))
-
-    @property
-    def lower(self) -> np.ndarray:
-        return np.asarray(self.origin) * np.asarray(self.chunk)
-
-    @property
-    def upper(self) -> np.ndarray:
-        return self.lower + np.asarray(self.shape) * np.asarray(self.chunk)
-
-    def to_spatial(self, cell: Cell) -> Cell:
-        return tuple(c - o for c, o in zip(cell, self.origin, strict=True))
-
-    def to_zvf(self, cell: Cell) -> Cell | None:
-        if any(not 0 <= c < s for c, s in zip(cell, self.shape, strict=True)):
-            return None
-        return tuple(c + o for c, o in zip(cell, self.origin, strict=True))
+    def segments(self, level: int) -> SegmentIds:
+        if level not in self._segments:
+            self._segments[level] = SegmentIds(self.store.levels[level], self.objects(level).ids)
+        return self._segments[level]
 
 
 class SegmentIds:
@@ -55,8 +45,9 @@ class SegmentIds:
 
     ATTRIBUTE = "segment_id"
 
-    def __init__(self, level: LevelReader) -> None:
+    def __init__(self, level: LevelReader, object_ids: np.ndarray) -> None:
         self._level = level
+        self._ids = object_ids
 
     @cached_property
     def _own(self) -> np.ndarray | None:
@@ -64,7 +55,7 @@ class SegmentIds:
         if self.ATTRIBUTE not in self._level.object_attribute_names:
             return None
         own = np.asarray(self._level.object_attribute(self.ATTRIBUTE)).reshape(-1)
-        usable = len(own) == len(self._level.object_ids) and own.dtype.kind in "iu" and (own > 0).all()
+        usable = len(own) == len(self._ids) and own.dtype.kind in "iu" and (own > 0).all()
         return own.astype(np.uint64) if usable and len(np.unique(own)) == len(own) else None
 
     @property
@@ -79,14 +70,13 @@ class SegmentIds:
 
     @cached_property
     def _table(self) -> tuple[np.ndarray, np.ndarray]:
-        segs = self._own if self._own is not None else self._level.object_ids.astype(np.uint64) + np.uint64(1)
+        segs = self._own if self._own is not None else self._ids.astype(np.uint64) + np.uint64(1)
         return segs, np.argsort(segs)
 
     def of(self, oids: np.ndarray) -> np.ndarray:
         """Segment ids of object ids (which must be present)."""
         segs, _ = self._table
-        rows = np.searchsorted(self._level.object_ids, oids)
-        return segs[rows]
+        return segs[np.searchsorted(self._ids, oids)]
 
     def all(self) -> np.ndarray:
         segs, order = self._table
@@ -96,20 +86,66 @@ class SegmentIds:
         segs, order = self._table
         i = np.searchsorted(segs[order], np.uint64(segment))
         if i < len(order) and segs[order[i]] == segment:
-            return int(self._level.object_ids[order[i]])
+            return int(self._ids[order[i]])
         return None
 
 
-def id_hash(ids: np.ndarray) -> np.ndarray:
-    """splitmix64 of each id: a fixed pseudo-random order, independent of read order."""
-    x = np.asarray(ids, np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+class ChunkTable:
+    """Chunks of one spatial level (sorted), each with its annotation count and polyline
+    vertices, found by chunk coordinates."""
+
+    def __init__(self, chunks: np.ndarray, counts: np.ndarray, vertices: np.ndarray | None = None) -> None:
+        chunks = np.asarray(chunks, np.int64)  # (M, D)
+        order = np.lexsort(tuple(chunks.T[::-1])) if len(chunks) else np.zeros(0, np.int64)
+        self.chunks = chunks[order]
+        self.counts = np.asarray(counts, np.int64)[order]
+        self.vertices = np.zeros(len(order), np.int64) if vertices is None else np.asarray(vertices, np.int64)[order]
+        self.order = order  # row of the table -> row as given
+        self._low = self.chunks.min(0) if len(order) else None
+        self._span = self.chunks.max(0) - self._low + 1 if len(order) else None
+        self._keys = linear_keys(self.chunks)
+
+    def find(self, chunk: Cell) -> int | None:
+        """The table row of ``chunk`` (None if the level has nothing there)."""
+        if self._low is None:
+            return None
+        offset = np.asarray(chunk, np.int64) - self._low
+        if (offset < 0).any() or (offset >= self._span).any():
+            return None
+        key = np.ravel_multi_index(tuple(offset.tolist()), tuple(self._span.tolist()))
+        i = int(np.searchsorted(self._keys, key))
+        return i if i < len(self._keys) and self._keys[i] == key else None
+
+    @property
+    def limit(self) -> int:
+        return int(self.counts.max(initial=1))
+
+    def nbytes(self) -> int:
+        return self.chunks.nbytes + self.counts.nbytes + self.vertices.nbytes + self.order.nbytes + self._keys.nbytes
 
 
 def shuffle_order(ids: np.ndarray) -> np.ndarray:
     """A permutation that depends only on the ids, so a drawn prefix of a spatial cell is a uniform
     sample and every run gives the same bytes."""
     return np.argsort(id_hash(ids), kind="stable")
+
+
+def json_file(make: Callable[[], dict]) -> File:
+    """A JSON file (size known once encoded; the tree caches it)."""
+    return File(lambda: json.dumps(make(), indent=1).encode())
+
+
+def parse_uint(name: str) -> int | None:
+    """Canonical base-10 uint64 names only, so each file has exactly one name."""
+    if not name.isdigit() or (len(name) > 1 and name[0] == "0"):
+        return None
+    value = int(name)
+    return value if value < 2**64 else None
+
+
+def parse_cell(name: str, rank: int) -> Cell | None:
+    parts = name.split("_")
+    values = [parse_uint(p) for p in parts]
+    if len(parts) != rank or any(v is None for v in values):
+        return None
+    return tuple(values)  # type: ignore[arg-type]

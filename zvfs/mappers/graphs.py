@@ -13,26 +13,21 @@ from functools import cached_property
 import numpy as np
 
 from ..encoders import annotations as enc
-from ..objects import object_table
 from ..properties import columns
-from ..store import AttributeInfo, ZVFStore
-from .common import Cell
+from ..store import AttributeInfo
+from .common import Context
 from .items import ItemSource
 
 
 class EdgeItems(ItemSource):
     """One line annotation per explicit edge (link record) of a graph level."""
 
-    def __init__(self, store: ZVFStore, only_level: int | None = None) -> None:
-        super().__init__(store, only_level)
-        self.objects = object_table(self.level)
+    def __init__(self, ctx: Context, only_level: int | None = None) -> None:
+        super().__init__(ctx, only_level)
         taken: set[str] = set()
         self.edge_columns = columns(self._edge_attributes, "edge", taken)
-        object_attrs = self.segments.property_attributes()
-        self.object_columns = columns(object_attrs, "object", taken)
-        self.make_schema(
-            "line", [c.prop for c in self.edge_columns + self.object_columns], with_objects=self.level.has_objects
-        )
+        self.object_cols = self.object_columns(taken)
+        self.make_schema("line", [c.prop for c in self.edge_columns + self.object_cols])
 
     @cached_property
     def _edge_values(self) -> dict[str, np.ndarray]:
@@ -42,34 +37,24 @@ class EdgeItems(ItemSource):
     def _edge_attributes(self) -> list[AttributeInfo]:
         return [AttributeInfo(name, v.dtype, v.shape[1] if v.ndim > 1 else 1) for name, v in self._edge_values.items()]
 
-    @cached_property
-    def _object_values(self) -> dict[str, np.ndarray]:
-        return {a.name: self.level.object_attribute(a.name) for a in self.level.object_attributes}
+    def item_vertices(self) -> np.ndarray:
+        return np.full(len(self.item_ids), 2, np.int64)
 
-    @cached_property
-    def item_ids(self) -> np.ndarray:
-        return np.arange(1, len(self.objects.records[1]) + 1, dtype=np.uint64)
-
-    @property
-    def item_objects(self) -> np.ndarray:
-        owner = self.objects.records[2]
-        return np.where(owner >= 0, self.objects.ids[np.maximum(owner, 0)], -1)
-
-    def item_cells(self) -> tuple[list[list[Cell]], np.ndarray]:
-        cells = self.objects.records[0]
-        return [list(dict.fromkeys(map(tuple, c))) for c in cells.tolist()], np.full(len(cells), 2, np.int64)
+    def items_of(self, object_rows: np.ndarray) -> np.ndarray:
+        objects = self.ctx.objects(0).objects
+        return np.concatenate([objects.links(int(r))[1] for r in object_rows]) if len(object_rows) else np.zeros(0)
 
     def batch(self, items: np.ndarray) -> enc.Annotations:
-        cells, rows, owner = self.objects.records
-        ends = [
-            [self.level.cell(tuple(c)).positions[r] for c, r in zip(cells[i].tolist(), rows[i], strict=True)]
-            for i in items
-        ]
-        geometry = self.store.space.points(np.asarray(ends, np.float32).reshape(-1, self.schema.rank))
+        index = self.ctx.index
+        cells, rows = index.whole("L0/links/record_cell")[items], index.whole("L0/links/record_row")[items]
+        where = index.level(0).cells
+        ends = [[self.level.cell(tuple(where[c].tolist())).positions[r] for c, r in zip(cs, rs, strict=True)]
+                for cs, rs in zip(cells.tolist(), rows.tolist(), strict=True)]  # fmt: skip
+        geometry = self.ctx.space.points(np.asarray(ends, np.float32).reshape(-1, self.schema.rank))
         geometry = geometry.reshape(len(items), -1)
         props = {c.prop.id: c.values({k: v[items] for k, v in self._edge_values.items()}) for c in self.edge_columns}
-        obj_rows = np.maximum(owner[items], 0)
-        props.update(
-            {c.prop.id: c.values({k: v[obj_rows] for k, v in self._object_values.items()}) for c in self.object_columns}
-        )
+        if self.object_cols:
+            owner = self.item_objects[items]
+            oids = self.ctx.objects(0).ids[np.maximum(owner, 0)]
+            props.update(self.object_properties(self.object_cols, oids))
         return enc.Annotations(geometry, props, self.item_ids[items])

@@ -20,36 +20,30 @@ from functools import cached_property
 
 import numpy as np
 
-from ..cache import Memo
 from ..encoders import meshes as enc
 from ..meshing import simplify
-from ..objects import object_table
-from ..store import ZVFStore
 from ..tree import Dir, File
-from .annotation_layer import parse_uint
-from .common import SegmentIds
+from .common import Context, parse_uint
 from .segments import PROPERTIES_DIR, segment_layer_dir
-
-ENCODED_CACHE_BYTES = 128 * 2**20
 
 
 class MeshSource:
     """Meshes of the objects of one level."""
 
-    def __init__(self, store: ZVFStore, only_level: int | None = None) -> None:
+    def __init__(self, ctx: Context, only_level: int | None = None) -> None:
         """Every level as a LOD, or with ``only_level`` N just level N's mesh (a pinned level)."""
+        store = ctx.store
         if len(store.axes) != 3:
             raise ValueError(f"{store.path}: meshes need 3 spatial axes, store has {len(store.axes)}")
+        self.ctx = ctx
         self.store = store
         self.level = store.levels[0]
-        self.tables = [object_table(level) for level in store.levels]
-        self.objects = self.tables[0]
-        self.segments = SegmentIds(self.level)
-        self.transform = store.space.to_nanometres()
+        self.tables = [ctx.objects(k) if lv.has_objects else None for k, lv in enumerate(store.levels)]
+        self.objects = ctx.objects(0)
+        self.segments = ctx.segments(0)
+        self.transform = ctx.space.to_nanometres()
         self.shown = list(range(len(store.levels))) if only_level is None else [only_level]
-        self._encoded: Memo[enc.EncodedMesh] = Memo(
-            ENCODED_CACHE_BYTES, getsizeof=lambda m: len(m.manifest) + len(m.data)
-        )
+        self._encoded = store.budget.memo(lambda m: len(m.manifest) + len(m.data))
 
     @cached_property
     def segment_ids(self) -> np.ndarray:
@@ -72,7 +66,13 @@ class MeshSource:
     @cached_property
     def _sizes(self) -> np.ndarray:
         """(levels, objects) vertex count of each level-0 object at each level (0: dropped)."""
-        return np.asarray([[t.size(oid) for oid in self.objects.ids.tolist()] for t in self.tables], np.int64)
+        ids = self.objects.ids
+        out = np.zeros((len(self.tables), len(ids)), np.int64)
+        for k, table in enumerate(self.tables):
+            if table is not None and len(table.ids):
+                rows = np.minimum(np.searchsorted(table.ids, ids), len(table.ids) - 1)
+                out[k] = np.where(table.ids[rows] == ids, table.objects.sizes()[rows], 0)
+        return out
 
     @cached_property
     def _level_ratios(self) -> list[float]:
@@ -95,7 +95,7 @@ class MeshSource:
     def coarse_faces(self, oid: int, k: int) -> enc.Mesh | None:
         """An object's mesh at level k when that level holds triangles for it."""
         table = self.tables[k]
-        if not table.size(oid):
+        if table is None or not table.size(oid):
             return None
         faces = table.connectivity(oid)[1]
         if faces.ndim != 2 or faces.shape[1] != 3 or not len(faces):
@@ -152,7 +152,7 @@ def multilod_dir(src: MeshSource) -> Dir:
             yield f"{seg}.index"
             yield str(seg)
 
-    return segment_layer_dir(src.multilod_info, src.level, src.segments, names, child)
+    return segment_layer_dir(src.multilod_info, src.ctx, 0, names, child)
 
 
 def legacy_dir(src: MeshSource) -> Dir:
@@ -175,4 +175,4 @@ def legacy_dir(src: MeshSource) -> Dir:
             yield f"{seg}:0"
             yield f"{seg}:0:0"
 
-    return segment_layer_dir(src.legacy_info, src.level, src.segments, names, child)
+    return segment_layer_dir(src.legacy_info, src.ctx, 0, names, child)

@@ -2,156 +2,189 @@
 
 Ids: annotation id = 1 + the point's row in the level-0 cells taken in sorted cell order, so ids
 are dense, never 0, and fixed by the store alone. The spatial index has one level per usable ZVF
-pyramid level (see :mod:`.pyramid`); each point is drawn at exactly one level, in the one cell of
-that level's chunk grid that holds it, shuffled by id so that a prefix drawn by the client is a
-uniform sample. Per-vertex attributes become properties, and so do per-object attributes; with an
-object index, relationship ``object`` links each point to its object's segment id.
+pyramid level; each point is drawn at exactly one level (:func:`~zvfs.index.build.point_levels`),
+in the one cell of that level's chunk grid that holds it, shuffled by id so that a prefix drawn by
+the client is a uniform sample. The points drawn at coarse levels are kept whole in the store's
+index, so a coarse cell reads no store chunk; a level-0 cell reads its one chunk. Per-vertex
+attributes become properties, and so do per-object attributes; with an object index, relationship
+``object`` links each point to its object's segment id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import cache, cached_property
+from functools import cached_property
 
 import numpy as np
 
-from ..cache import Memo
 from ..encoders import annotations as enc
+from ..errors import StoreError
+from ..index.build import id_hash, owners_of
 from ..properties import columns
-from ..store import ZVFStore
-from .annotation_layer import annotation_info
-from .common import Cell, SegmentIds, shuffle_order
-from .pyramid import Pyramid
+from .common import ChunkTable, Context
+from .spatial import SpatialSource
 
 RELATIONSHIP = "object"
-REGION_CACHE_BYTES = 32 * 2**20
 
 
-class PointSource:
+class PointSource(SpatialSource):
     """An :class:`~zvfs.mappers.annotation_layer.AnnotationSource` over a point cloud's pyramid."""
 
-    def __init__(self, store: ZVFStore, only_level: int | None = None) -> None:
-        """Every pyramid level, or with ``only_level`` N one spatial level on level N's grid holding
-        everything drawn at N or coarser (what Neuroglancer shows of level N)."""
-        self.store = store
-        self.level = store.levels[0]
-        store.space.check_axis_aligned("annotation layers")
-        self.pyramid = Pyramid.of(store)
-        self.grid = self.pyramid.grids[0]
-        self.shown = list(range(self.pyramid.depth)) if only_level is None else [only_level]
-        self._band = self.pyramid.band(self.shown)
-        self.segments = SegmentIds(self.level)
+    def __init__(self, ctx: Context, only_level: int | None = None) -> None:
+        super().__init__(ctx, only_level)
+        index = ctx.index
+        self.base = index.level(0)
         taken: set[str] = set()
         self.vertex_columns = columns(self.level.vertex_attributes, "vertex", taken)
-        object_attrs = self.segments.property_attributes()
-        self.object_columns = columns(object_attrs, "object", taken) if self.level.has_objects else []
-        props = tuple(c.prop for c in self.vertex_columns + self.object_columns)
-        pinned = only_level is not None  # a pinned level: a view, no relationships (the layer has them)
-        rels = (RELATIONSHIP,) if self.level.has_objects and not pinned else ()
-        self.schema = enc.AnnotationSchema("point", len(store.axes), props, rels)
+        self.object_cols = self.object_columns(taken)
+        props = tuple(c.prop for c in self.vertex_columns + self.object_cols)
+        rels = (RELATIONSHIP,) if self.segments is not None and not self.pinned else ()
+        self.schema = enc.AnnotationSchema("point", len(self.store.axes), props, rels)
         self.schema.check()
-        self.index = point_index(store)
+        self.first_ids = np.concatenate([[0], np.cumsum(np.maximum(self.base.counts, 0))])
+
+    def _array(self, name: str) -> np.ndarray:
+        return self.ctx.index.whole(f"points/{name}")
 
     @cached_property
-    def _object_values(self) -> dict[str, np.ndarray]:
-        return {a.name: self.level.object_attribute(a.name) for a in self.level.object_attributes}
+    def _damaged(self) -> np.ndarray:
+        return self._array("damaged")
 
-    def _batch(self, cell: Cell, rows: np.ndarray) -> enc.Annotations:
-        """Annotations for some rows of one ZVF cell."""
-        data = self.level.cell(cell)
-        ids = self.index.offsets[self.index.cell_index[cell]] + rows + 1
-        attributes = {name: column[rows] for name, column in data.attributes.items()}
+    # -- which points a level draws
+    @cached_property
+    def _excluded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per level-0 cell (CSR offsets) the rows drawn at coarser levels, and their levels."""
+        if "points/excl_offsets" not in self.ctx.index:
+            return np.zeros(len(self.base.counts) + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint8)
+        return self._array("excl_offsets"), self._array("excl_row"), self._array("excl_level")
+
+    def _rows(self, cell: int) -> np.ndarray:
+        """The rows of a level-0 cell this source draws at level 0 (pinned level 0: all of them)."""
+        n = int(self.base.counts[cell])
+        offsets, rows, _ = self._excluded
+        if self.pinned:
+            return np.arange(n)
+        return np.setdiff1d(np.arange(n), rows[offsets[cell] : offsets[cell + 1]])
+
+    @cached_property
+    def _coarse(self) -> dict[str, np.ndarray]:
+        names = ("cell", "row", "level", "positions", "owner")
+        return {n: self._array(f"coarse_{n}") for n in names if f"points/coarse_{n}" in self.ctx.index}
+
+    def _coarse_members(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pinned level n >= 1: (chunks, CSR offsets, coarse point rows in hash order) of every
+        point drawn at n or coarser, on level n's grid."""
+        coarse = self._coarse
+        members = np.flatnonzero(coarse["level"] >= n)
+        chunk = self.base.cells[coarse["cell"][members]] // self.pyramid.ratios[n]
+        order = np.lexsort((id_hash(self._coarse_ids(members)), *chunk.T[::-1]))
+        members, chunk = members[order], chunk[order]
+        starts = np.flatnonzero(np.concatenate([[True], (np.diff(chunk, axis=0) != 0).any(1)])) if len(chunk) else []
+        starts = np.asarray(starts, np.int64)
+        return chunk[starts].reshape(-1, chunk.shape[1]), np.append(starts, len(members)), members
+
+    def _coarse_ids(self, members: np.ndarray) -> np.ndarray:
+        cells, rows = self._coarse["cell"][members], self._coarse["row"][members]
+        return (self.first_ids[cells] + rows + 1).astype(np.uint64)
+
+    @cached_property
+    def _coarse_lists(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Shown level k >= 1 -> (chunks, CSR offsets, coarse point rows): what a coarse cell draws."""
+        if self.pinned:
+            return {self.shown[0]: self._coarse_members(self.shown[0])} if self.shown[0] > 0 else {}
+        if "points/chunk_level" not in self.ctx.index:
+            return {}
+        level, cells, offsets = self._array("chunk_level"), self._array("chunk_cell"), self._array("chunk_offsets")
+        out = {}
+        for k in range(1, self.pyramid.depth):
+            at = np.flatnonzero(level == k)
+            spans = [np.arange(offsets[i], offsets[i + 1]) for i in at]
+            members = np.concatenate(spans) if spans else np.zeros(0, np.int64)
+            out[k] = (cells[at], np.concatenate([[0], np.cumsum([len(s) for s in spans])]).astype(np.int64), members)
+        return out
+
+    def make_chunk_table(self, k: int) -> ChunkTable:
+        if k > 0:
+            chunks, offsets, _ = self._coarse_lists[k]
+            return ChunkTable(chunks, np.diff(offsets))
+        offsets, _, _ = self._excluded
+        counts = self.base.counts.copy()
+        if not self.pinned:
+            counts = np.where(counts < 0, -1, counts - np.diff(offsets))
+        counts[self._damaged] = -1  # listed: Neuroglancer asks; reading it fails (EIO)
+        return ChunkTable(self.base.cells, counts)
+
+    # -- batches
+    def _owners(self, cell: int, rows: np.ndarray) -> np.ndarray:
+        """Object id of the given rows of a level-0 cell."""
+        offsets = self._array("owner_offsets")
+        a, b = offsets[cell], offsets[cell + 1]
+        runs = tuple(self._array(f"owner_{x}")[a:b] for x in ("object", "start", "rows"))
+        return owners_of(runs, int(self.base.counts[cell]))[rows]  # type: ignore[arg-type]
+
+    def _annotations(
+        self, positions: np.ndarray, attributes: dict[str, np.ndarray], owners: np.ndarray | None, ids: np.ndarray
+    ) -> enc.Annotations:
         props = {c.prop.id: c.values(attributes) for c in self.vertex_columns}
-        if self.object_columns:
-            obj_rows = np.searchsorted(self.level.object_ids, data.owners[rows])
-            per_object = {name: v[obj_rows] for name, v in self._object_values.items()}
-            props.update({c.prop.id: c.values(per_object) for c in self.object_columns})
-        related = ()
-        if self.schema.relationships:
-            segs = self.segments.of(data.owners[rows])
-            related = [[np.asarray([s], np.uint64)] for s in segs]
-        return enc.Annotations(
-            self.store.space.points(data.positions[rows]), props, ids.astype(np.uint64), related=related
-        )
+        related: list = []
+        if owners is not None:
+            props.update(self.object_properties(self.object_cols, owners))
+            if self.schema.relationships:
+                assert self.segments is not None
+                related = [[np.asarray([s], np.uint64)] for s in self.segments.of(owners)]
+        return enc.Annotations(self.ctx.space.points(positions), props, ids.astype(np.uint64), related=related)
 
-    # -- AnnotationSource
-    def info(self) -> dict:
-        return annotation_info(self)
+    def _cell_batch(self, cell: int, rows: np.ndarray) -> enc.Annotations:
+        """Annotations for some rows of one level-0 cell (read from the store)."""
+        if cell in self._damaged:
+            where = tuple(self.base.cells[cell].tolist())
+            raise StoreError(f"{self.store.path}: level 0: cell {where}: its chunks cannot be read (damaged?)")
+        data = self.level.cell(tuple(self.base.cells[cell].tolist()))
+        attributes = {name: column[rows] for name, column in data.attributes.items()}
+        owners = self._owners(cell, rows) if self.segments is not None else None
+        return self._annotations(data.positions[rows], attributes, owners, self.first_ids[cell] + rows + 1)
 
-    # -- level of detail
-    def _rows(self, k: int, base_cell: Cell) -> np.ndarray:
-        return np.flatnonzero(self._band[self.index.draw_levels(self.index.region_of(base_cell))[base_cell]] == k)
+    def _coarse_batch(self, members: np.ndarray) -> enc.Annotations:
+        """Annotations for points kept whole in the index (coarse levels)."""
+        coarse = self._coarse
+        attributes = {
+            a.name: np.asarray(self.ctx.index.array(f"points/coarse_attribute{i}")[:])[members]
+            for i, a in enumerate(self.level.vertex_attributes)
+        }
+        owners = coarse["owner"][members] if self.segments is not None else None
+        return self._annotations(coarse["positions"][members], attributes, owners, self._coarse_ids(members))
 
-    @cached_property
-    def _counts(self) -> list[dict[Cell, tuple[int, list[Cell]]]]:
-        """Per shown pyramid level: its chunk -> (points drawn there, level-0 cells contributing)."""
-        out: list[dict[Cell, tuple[int, list[Cell]]]] = [{} for _ in range(self.pyramid.depth)]
-        for region in self.index.region_cells:
-            for base_cell, drawn in self.index.draw_levels(region).items():
-                shown = self._band[drawn]
-                per_level = np.bincount(shown[shown >= 0], minlength=self.pyramid.depth)
-                for k in np.flatnonzero(per_level):
-                    chunk = self.pyramid.chunk_of(int(k), base_cell)
-                    n, cells = out[k].get(chunk, (0, []))
-                    out[k][chunk] = (n + int(per_level[k]), [*cells, base_cell])
-        return out
-
-    @property
-    def spatial_depth(self) -> int:
-        return len(self.shown)
-
-    def _level(self, spatial: int) -> int:
-        return self.shown[len(self.shown) - 1 - spatial]
-
-    def spatial_levels(self) -> list[enc.SpatialLevel]:
-        out = []
-        for spatial in range(len(self.shown)):
-            k = self._level(spatial)
-            limit = max((n for n, _ in self._counts[k].values()), default=1)
-            grid = self.pyramid.grids[k]
-            out.append(enc.SpatialLevel(f"spatial{spatial}", grid.shape, grid.chunk, limit))
-        return out
-
-    def cells(self, level: int) -> Iterable[Cell]:
-        k = self._level(level)
-        return (self.pyramid.grids[k].to_spatial(c) for c in sorted(self._counts[k]))
-
-    def _chunk(self, level: int, cell: Cell) -> tuple[int, Cell] | None:
-        k = self._level(level)
-        chunk = self.pyramid.grids[k].to_zvf(cell)
-        return None if chunk is None or chunk not in self._counts[k] else (k, chunk)
-
-    def cell_extent(self, level: int, cell: Cell) -> tuple[int, int] | None:
-        found = self._chunk(level, cell)
-        return None if found is None else (self._counts[found[0]][found[1]][0], 0)
-
-    def cell(self, level: int, cell: Cell) -> enc.Annotations:
-        k, chunk = self._chunk(level, cell)
-        batches = [self._batch(c, self._rows(k, c)) for c in self._counts[k][chunk][1]]
-        batch = concat(self.schema, batches)
-        order = shuffle_order(batch.ids)
+    def chunk(self, k: int, row: int) -> enc.Annotations:
+        table = self.chunk_table(k)
+        given = int(table.order[row])
+        if k > 0:
+            _, offsets, members = self._coarse_lists[k]
+            return self._coarse_batch(members[offsets[given] : offsets[given + 1]])
+        batch = self._cell_batch(given, self._rows(given))
+        order = np.argsort(id_hash(batch.ids), kind="stable")
         return enc.Annotations(
             batch.geometry[order], {p: v[order] for p, v in batch.properties.items()}, batch.ids[order]
         )
 
-    def _shown_rows(self, base_cell: Cell) -> np.ndarray:
-        return np.flatnonzero(self._band[self.index.draw_levels(self.index.region_of(base_cell))[base_cell]] >= 0)
-
+    # -- by id
     def ids(self) -> Iterable[int]:
-        if len(self.shown) == self.pyramid.depth:
-            return range(1, int(self.index.offsets[-1]) + 1)
-        return (
-            int(self.index.offsets[i]) + 1 + int(r) for i, c in enumerate(self.level.cells) for r in self._shown_rows(c)
-        )
+        if not self.pinned or self.shown[0] == 0:
+            return range(1, int(self.first_ids[-1]) + 1)
+        _, _, members = self._coarse_lists[self.shown[0]]
+        return (int(i) for i in np.sort(self._coarse_ids(members)))
 
-    def _locate(self, aid: int) -> tuple[Cell, int] | None:
-        """The cell and row of a shown annotation."""
-        if not 1 <= aid <= self.index.offsets[-1]:
+    def _locate(self, aid: int) -> tuple[int, int] | None:
+        """The level-0 cell and row of a shown annotation."""
+        if not 1 <= aid <= self.first_ids[-1]:
             return None
-        i = int(np.searchsorted(self.index.offsets, aid - 1, side="right")) - 1
-        cell, row = self.level.cells[i], aid - 1 - int(self.index.offsets[i])
-        if len(self.shown) < self.pyramid.depth and row not in self._shown_rows(cell):
-            return None
+        cell = int(np.searchsorted(self.first_ids, aid - 1, side="right")) - 1
+        row = aid - 1 - int(self.first_ids[cell])
+        if self.pinned and self.shown[0] > 0:
+            offsets, rows, levels = self._excluded
+            a, b = offsets[cell], offsets[cell + 1]
+            at = a + int(np.searchsorted(rows[a:b], row))
+            if at >= b or rows[at] != row or levels[at] < self.shown[0]:
+                return None
         return cell, row
 
     def annotation_extent(self, aid: int) -> tuple[list[int], int] | None:
@@ -160,29 +193,38 @@ class PointSource:
         return [1] * len(self.schema.relationships), 0
 
     def annotation(self, aid: int) -> enc.Annotations:
-        cell, row = self._locate(aid)
-        return self._batch(cell, np.asarray([row]))
+        found = self._locate(aid)
+        assert found is not None
+        return self._cell_batch(found[0], np.asarray([found[1]]))
 
+    # -- by object
     def related_ids(self, relationship: str) -> Iterable[int]:
+        assert self.segments is not None
         return (int(s) for s in self.segments.all())
 
-    def _object_rows(self, segment: int) -> list[tuple[Cell, np.ndarray]] | None:
+    def _object_pieces(self, segment: int) -> list[tuple[int, np.ndarray]] | None:
+        assert self.segments is not None
         oid = self.segments.object_of(segment)
         if oid is None:
             return None
-        pieces = []
-        for cell, frag in self.level.object_fragments(oid):
-            start, count = self.level.fragments(cell)[frag]
-            pieces.append((cell, np.arange(start, start + count)))
-        return pieces
+        objects = self.ctx.index.objects(0)
+        assert objects is not None
+        cells, starts, rows = objects.pieces(objects.row_of(oid))  # type: ignore[arg-type]
+        if (rows < 0).any():
+            raise StoreError(f"{self.store.path}: object {oid} lies partly in a chunk that cannot be read (damaged?)")
+        return [
+            (int(c), np.arange(s, s + n))
+            for c, s, n in zip(cells.tolist(), starts.tolist(), rows.tolist(), strict=True)
+        ]
 
     def related_extent(self, relationship: str, segment: int) -> tuple[int, int] | None:
-        pieces = self._object_rows(segment)
+        pieces = self._object_pieces(segment)
         return None if pieces is None else (sum(len(r) for _, r in pieces), 0)
 
     def related(self, relationship: str, segment: int) -> enc.Annotations:
-        batches = [self._batch(cell, rows) for cell, rows in self._object_rows(segment)]
-        return concat(self.schema, batches)
+        pieces = self._object_pieces(segment)
+        assert pieces is not None
+        return concat(self.schema, [self._cell_batch(cell, rows) for cell, rows in pieces])
 
 
 def concat(schema: enc.AnnotationSchema, batches: list[enc.Annotations]) -> enc.Annotations:
@@ -194,65 +236,7 @@ def concat(schema: enc.AnnotationSchema, batches: list[enc.Annotations]) -> enc.
             np.zeros(0, np.uint64),
         )
     props = {p.id: np.concatenate([b.properties[p.id] for b in batches]) for p in schema.properties}
-    counts = None if batches[0].counts is None else np.concatenate([b.counts for b in batches])
+    counts = None if batches[0].counts is None else np.concatenate([b.counts for b in batches])  # type: ignore[misc]
     return enc.Annotations(
         np.concatenate([b.geometry for b in batches]), props, np.concatenate([b.ids for b in batches]), counts
     )
-
-
-class PointIndex:
-    """Level-0 ids and the level each point is drawn at, shared by every source of one store."""
-
-    def __init__(self, store: ZVFStore) -> None:
-        self.level = store.levels[0]
-        self.pyramid = Pyramid.of(store)
-        self._regions: Memo[dict[Cell, np.ndarray]] = Memo(
-            REGION_CACHE_BYTES, getsizeof=lambda d: sum(a.nbytes for a in d.values()) + 64 * len(d)
-        )
-
-    @cached_property
-    def offsets(self) -> np.ndarray:
-        """First id - 1 of each level-0 cell, in sorted cell order, plus the total at the end."""
-        counts = [self.level.count(c) for c in self.level.cells]
-        return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
-
-    @cached_property
-    def cell_index(self) -> dict[Cell, int]:
-        return {c: i for i, c in enumerate(self.level.cells)}
-
-    def region_of(self, cell: Cell) -> Cell:
-        return self.pyramid.chunk_of(self.pyramid.depth - 1, cell)
-
-    @cached_property
-    def region_cells(self) -> dict[Cell, list[Cell]]:
-        """Coarsest-level chunk -> the level-0 cells inside it."""
-        out: dict[Cell, list[Cell]] = {}
-        for cell in self.level.cells:
-            out.setdefault(self.region_of(cell), []).append(cell)
-        return out
-
-    def draw_levels(self, region: Cell) -> dict[Cell, np.ndarray]:
-        """Level-0 cell -> the level each of its points is drawn at (all cells of one region)."""
-
-        def compute() -> dict[Cell, np.ndarray]:
-            cells = self.region_cells[region]
-            datas = [self.level.cell(c) for c in cells]
-            ids = np.concatenate(
-                [
-                    self.offsets[self.cell_index[c]] + 1 + np.arange(len(d.positions))
-                    for c, d in zip(cells, datas, strict=True)
-                ]
-            )
-            owners = None if datas[0].owners is None else np.concatenate([d.owners for d in datas])
-            drawn = self.pyramid.draw_levels(np.concatenate([d.positions for d in datas]), ids, owners)
-            bounds = np.cumsum([0] + [len(d.positions) for d in datas])
-            return {c: drawn[a:b] for c, a, b in zip(cells, bounds[:-1], bounds[1:], strict=True)}
-
-        if self.pyramid.depth == 1:
-            return {c: np.zeros(self.level.count(c), np.int64) for c in self.region_cells[region]}
-        return self._regions.get(region, compute)
-
-
-@cache
-def point_index(store: ZVFStore) -> PointIndex:
-    return PointIndex(store)

@@ -18,12 +18,9 @@ import numpy as np
 
 from ..encoders import numeric
 from ..encoders.segment_properties import SegmentProperty, info
-from ..objects import object_table
 from ..properties import unique_id
-from ..store import LevelReader
 from ..tree import Dir, File
-from .annotation_layer import json_file
-from .common import SegmentIds
+from .common import Context, json_file
 
 LABEL_NAMES = ("label", "name")
 PROPERTIES_DIR = "segment_properties"
@@ -42,13 +39,13 @@ def _number(pid: str, values: np.ndarray, description: str) -> SegmentProperty |
     return SegmentProperty(pid, "number", typed, data_type=data_type, description=description)
 
 
-def segment_properties(level: LevelReader, segments: SegmentIds) -> dict:
-    """The inline segment-properties ``info`` for every object ``level`` holds (a coarse level
+def segment_properties(ctx: Context, k: int) -> dict:
+    """The inline segment-properties ``info`` for every object level ``k`` holds (a coarse level
     keeps only some). Number properties keep their attribute's name (as an identifier); the
     generated ``label`` and ``tags`` properties take ids no attribute uses."""
-    table = object_table(level)
-    kept = np.asarray([table.size(o) > 0 for o in level.object_ids.tolist()], bool)
-    oids = level.object_ids[kept]
+    level, segments, table = ctx.store.levels[k], ctx.segments(k), ctx.objects(k)
+    kept = table.objects.sizes() != 0
+    oids = table.ids[kept]
     taken: set[str] = set()
     numbers: list[SegmentProperty | None] = []
     labels: list[str] | None = None
@@ -82,12 +79,13 @@ def segment_properties(level: LevelReader, segments: SegmentIds) -> dict:
 
 def segment_layer_dir(
     info_json: Callable[[], dict],
-    level: LevelReader,
-    segments: SegmentIds,
+    ctx: Context,
+    k: int,
     names: Callable[[], Iterable[str]],
     child: Callable[[str], File | None],
 ) -> Dir:
-    """A segment-keyed layer directory (skeletons, meshes): ``info``, ``segment_properties/info``
-    (which ``info`` must reference as :data:`PROPERTIES_DIR`) and the per-segment files."""
-    props = Dir({"info": json_file(lambda: segment_properties(level, segments))})
+    """A segment-keyed layer directory (skeletons, meshes) of level ``k``'s objects: ``info``,
+    ``segment_properties/info`` (which ``info`` must reference as :data:`PROPERTIES_DIR`) and the
+    per-segment files."""
+    props = Dir({"info": json_file(lambda: segment_properties(ctx, k))})
     return Dir({"info": json_file(info_json), PROPERTIES_DIR: props}, names=names, child=child)

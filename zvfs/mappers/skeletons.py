@@ -16,12 +16,10 @@ from functools import cached_property
 import numpy as np
 
 from ..encoders import skeletons as enc
-from ..objects import object_table
+from ..objects import ObjectTable
 from ..properties import unique_id
-from ..store import ZVFStore
 from ..tree import Dir, File
-from .annotation_layer import parse_uint
-from .common import SegmentIds
+from .common import Context, parse_uint
 from .segments import PROPERTIES_DIR, segment_layer_dir
 
 MAX_COMPONENTS = 4
@@ -30,14 +28,16 @@ MAX_COMPONENTS = 4
 class SkeletonSource:
     """Skeleton files over the objects of one level."""
 
-    def __init__(self, store: ZVFStore, level_index: int = 0) -> None:
+    def __init__(self, ctx: Context, level_index: int = 0) -> None:
+        store = ctx.store
         if len(store.axes) != 3:
             raise ValueError(f"{store.path}: skeletons need 3 spatial axes, store has {len(store.axes)}")
+        self.ctx = ctx
         self.store = store
         self.kind = store.kind
         self.level = store.levels[level_index]
-        self.objects = object_table(self.level)
-        self.segments = SegmentIds(self.level)
+        self.objects = ctx.objects(level_index)
+        self.segments = ctx.segments(level_index)
         taken: set[str] = set(enc.GLSL_RESERVED)
         self.attributes: list[tuple[enc.VertexAttribute, str, slice]] = []
         for a in self.level.vertex_attributes:
@@ -53,15 +53,21 @@ class SkeletonSource:
         return [s for s, _, _ in self.attributes]
 
     def info(self) -> dict:
-        return enc.info(self.spec, transform=self.store.space.to_nanometres(), segment_properties=PROPERTIES_DIR)
+        return enc.info(self.spec, transform=self.ctx.space.to_nanometres(), segment_properties=PROPERTIES_DIR)
 
     def edges(self, oid: int) -> np.ndarray:
-        """(E, 2) object-local edges, from the object's shape alone (no vertex data read; polylines
-        need no link records either)."""
+        """(E, 2) object-local edges, from the object's shape alone where the level has it (no vertex
+        data read; polylines need no link records either); a coarse level of a graph or skeleton
+        store, where zarr-vectors keeps no edges, gets level 0's edges contracted onto its vertices."""
+        if self.kind in ("graph", "skeleton") and self.level.index > 0 and not len(self.objects.connectivity(oid)[1]):
+            return self._contracted(oid)
+        return self._edges(self.objects, oid)
+
+    def _edges(self, objects: ObjectTable, oid: int) -> np.ndarray:
         if self.kind == "graph":
-            return self.objects.connectivity(oid)[1].reshape(-1, 2)
+            return objects.connectivity(oid)[1].reshape(-1, 2)
         if self.kind == "skeleton":
-            pieces, links, _ = self.objects.connectivity(oid)
+            pieces, links, _ = objects.connectivity(oid)
             n = int(pieces.sum())
             parent = np.arange(-1, n - 1)
             parent[np.concatenate([[0], np.cumsum(pieces)[:-1]]).astype(np.int64)] = -1
@@ -69,8 +75,23 @@ class SkeletonSource:
                 parent[links[:, 0]] = links[:, 1]
             child = np.flatnonzero(parent >= 0)
             return np.stack([child, parent[child]], 1)
-        n = int(self.objects.pieces(oid).sum())
+        n = int(objects.pieces(oid).sum())
         return np.stack([np.arange(n - 1), np.arange(1, n)], 1) if n > 1 else np.zeros((0, 2), np.int64)
+
+    def _contracted(self, oid: int) -> np.ndarray:
+        """Level 0's edges of an object, each end moved to this level's vertex in the same bin of this
+        level (a coarse vertex is the centroid of the finer ones in its bin); edges within one bin
+        vanish, repeats are kept once. The coarse skeleton stays connected where level 0's is."""
+        fine = self.ctx.objects(0)
+        coarse = np.floor(self.objects.geometry(oid).positions / self.level.bin_shape).astype(np.int64)
+        finer = np.floor(fine.geometry(oid).positions / self.level.bin_shape).astype(np.int64)
+        _, bin_of = np.unique(np.concatenate([coarse, finer]), axis=0, return_inverse=True)
+        bin_of = bin_of.reshape(-1)
+        vertex_in = np.full(int(bin_of.max(initial=-1)) + 1, -1, np.int64)
+        vertex_in[bin_of[: len(coarse)]] = np.arange(len(coarse))
+        ends = vertex_in[bin_of[len(coarse) :]][self._edges(fine, oid)]
+        ends = ends[(ends >= 0).all(1) & (ends[:, 0] != ends[:, 1])]
+        return np.unique(np.sort(ends, axis=1), axis=0) if len(ends) else np.zeros((0, 2), np.int64)
 
     def size(self, oid: int) -> int:
         return enc.size(self.objects.size(oid), len(self.edges(oid)), self.spec)
@@ -86,8 +107,7 @@ class SkeletonSource:
     @cached_property
     def segment_ids(self) -> np.ndarray:
         """Segments of the objects this level holds (a coarse level may drop some)."""
-        kept = np.asarray([o for o in self.objects.ids.tolist() if self.objects.size(o)], np.int64)
-        return np.sort(self.segments.of(kept))
+        return np.sort(self.segments.of(self.objects.ids[self.objects.objects.sizes() != 0]))
 
     def object_of(self, segment: int) -> int | None:
         oid = self.segments.object_of(segment)
@@ -104,4 +124,4 @@ def skeleton_dir(src: SkeletonSource) -> Dir:
             return None
         return File(lambda: src.encode(oid), lambda: src.size(oid))
 
-    return segment_layer_dir(src.info, src.level, src.segments, lambda: map(str, src.segment_ids), child)
+    return segment_layer_dir(src.info, src.ctx, src.level.index, lambda: map(str, src.segment_ids), child)

@@ -1,31 +1,58 @@
-"""Level of detail for annotation layers from the ZVF resolution pyramid.
+"""The ZVF resolution pyramid as the spatial levels of annotation layers (from metadata alone).
 
 One precomputed spatial level per usable ZVF level (coarsest first), each on that level's chunk
 grid, all sharing the coarsest grid's bounds (``grid_shape * chunk_size == upper - lower``). A ZVF
 level is usable while its chunks nest: its chunk shape is a whole multiple of the next finer
 level's, and its bin shape divides its chunk shape.
-
-Which base point is drawn at which level: a point is *selected* at level k when it has the smallest
-id hash among the candidates in its level-k bin, candidates being the points of objects that the
-ZVF level keeps (all points when the store has no objects). Since bins nest, the points selected
-at level k form a uniform sample of one point per occupied level-k bin, and a point selected at
-level k is selected at every finer level too; it is drawn at the coarsest level that selects it,
-so each point appears at exactly one level and the levels drawn together down to level k show one
-point per level-k bin, as the ZVF level's metavertices do.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import cache, cached_property
 
 import numpy as np
 
-from ..store import LevelReader, ZVFStore
-from .common import Cell, Grid, id_hash
+from ..store import Cell, LevelReader, ZVFStore
 
 log = logging.getLogger("zvfs")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A level's ZVF cell grid as a Neuroglancer spatial grid: spatial cell = ZVF cell - origin."""
+
+    origin: tuple[int, ...]  # ZVF cell at spatial cell (0, ..., 0)
+    shape: tuple[int, ...]
+    chunk: tuple[float, ...]
+
+    @classmethod
+    def of(cls, store: ZVFStore, level: LevelReader) -> Grid:
+        """The smallest cell-aligned grid enclosing the declared bounds and every stored cell."""
+        chunk = level.chunk_shape
+        lo, hi = store.bounds
+        first = np.floor(lo / chunk).astype(np.int64)
+        last = np.maximum(first, np.ceil(hi / chunk).astype(np.int64) - 1)  # hi is an outer bound
+        if level.cells:
+            cells = np.asarray(level.cells, np.int64)
+            first, last = np.minimum(first, cells.min(0)), np.maximum(last, cells.max(0))
+        return cls(tuple(first.tolist()), tuple((last - first + 1).tolist()), tuple(chunk.tolist()))
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.asarray(self.origin) * np.asarray(self.chunk)
+
+    @property
+    def upper(self) -> np.ndarray:
+        return self.lower + np.asarray(self.shape) * np.asarray(self.chunk)
+
+    def to_spatial(self, cell: Cell) -> Cell:
+        return tuple(c - o for c, o in zip(cell, self.origin, strict=True))
+
+    def to_zvf(self, cell: Cell) -> Cell | None:
+        if any(not 0 <= c < s for c, s in zip(cell, self.shape, strict=True)):
+            return None
+        return tuple(c + o for c, o in zip(cell, self.origin, strict=True))
 
 
 def _whole_multiple(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
@@ -44,9 +71,8 @@ class Pyramid:
     ratios: tuple[np.ndarray, ...]  # per level: its chunk shape / level 0's, per axis
 
     @classmethod
-    @cache
     def of(cls, store: ZVFStore) -> Pyramid:
-        """The store's pyramid (built once per open store)."""
+        """The store's pyramid, from its metadata."""
         base = store.levels[0]
         levels, ratios = [base], [np.ones(len(base.chunk_shape), np.int64)]
         for level in store.levels[1:]:
@@ -95,30 +121,3 @@ class Pyramid:
     def chunk_of(self, k: int, base_cell: Cell) -> Cell:
         """The level-k chunk holding a level-0 chunk."""
         return tuple((np.asarray(base_cell) // self.ratios[k]).tolist())
-
-    @cached_property
-    def present(self) -> list[np.ndarray | None]:
-        """Per level: sorted ids of the objects it keeps (None: the store has no objects); level 0
-        keeps every object it lists."""
-        if not self.levels[0].has_objects:
-            return [None] * self.depth
-        return [self.levels[0].object_ids, *(level.kept_ids() for level in self.levels[1:])]
-
-    def draw_levels(self, positions: np.ndarray, ids: np.ndarray, owners: np.ndarray | None) -> np.ndarray:
-        """The level each point is drawn at, for points that include every point of each
-        coarsest-level chunk they touch (so every bin is complete)."""
-        drawn = np.zeros(len(ids), np.int64)
-        order_key = id_hash(ids)
-        for k in range(1, self.depth):
-            candidates = np.ones(len(ids), bool)
-            if self.present[k] is not None and owners is not None:
-                candidates = np.isin(owners, self.present[k])
-            rows = np.flatnonzero(candidates)
-            if not len(rows):
-                continue
-            bins = np.floor(positions[rows] / self.levels[k].bin_shape).astype(np.int64)
-            order = np.lexsort((order_key[rows], *bins.T[::-1]))
-            first = np.ones(len(order), bool)
-            first[1:] = (np.diff(bins[order], axis=0) != 0).any(1)
-            drawn[rows[order[first]]] = k
-        return drawn

@@ -1,0 +1,236 @@
+"""Where a store's persistent index lives, and how its arrays are written, checked and read.
+
+An index is a directory of raw little-endian arrays plus ``index.json`` (format version, the
+store it describes and its fingerprint, and each array's dtype, shape and CRC-32). It is built in
+a private temporary directory and renamed into place, so a reader never sees half of one; a lock
+file makes a second process that wants the same index wait for the first instead of building it
+twice. Opening checks every array's size and checksum, so a truncated or damaged index is rebuilt,
+never trusted. Arrays are read with ``pread`` (small ones whole, large ones by slices), never
+memory-mapped, so the pages they come from are the kernel's page cache and not the daemon's
+resident memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+MANIFEST = "index.json"
+CRC_BLOCK = 8 * 2**20
+
+
+class IndexCorrupt(Exception):
+    """An index directory that is incomplete or does not match its manifest."""
+
+
+def default_root() -> Path:
+    """``$ZVFS_INDEX_DIR``, else ``$XDG_CACHE_HOME/zvfs/index``, else ``~/.cache/zvfs/index``."""
+    if os.environ.get("ZVFS_INDEX_DIR"):
+        return Path(os.environ["ZVFS_INDEX_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "zvfs" / "index"
+
+
+def index_key(store: str, fingerprint: str) -> str:
+    """The directory name of a store's index: readable store name plus a hash of what decides it."""
+    digest = hashlib.sha256(f"{FORMAT_VERSION}\0{store}\0{fingerprint}".encode()).hexdigest()[:24]
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in store.rstrip("/").rsplit("/", 1)[-1])[:40]
+    return f"{name}-{digest}"
+
+
+def _crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while block := f.read(CRC_BLOCK):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    dtype: str
+    shape: tuple[int, ...]
+    crc: int
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.dtype(self.dtype).itemsize * np.prod(self.shape, dtype=np.int64))
+
+
+class Writer:
+    """Arrays of an index being built, in a private directory until :meth:`publish`."""
+
+    def __init__(self, root: Path, key: str, meta: dict) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.final = root / key
+        self.dir = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+        self.meta = meta
+        self.arrays: dict[str, ArraySpec] = {}
+        self._open: dict[str, tuple[object, str, tuple[int, ...], int]] = {}
+
+    def put(self, name: str, values: np.ndarray) -> None:
+        """A whole array."""
+        self.append(name, values)
+        self.close(name)
+
+    def append(self, name: str, values: np.ndarray) -> None:
+        """Rows added to array ``name`` (created on first use; rows of equal shape and dtype)."""
+        values = np.ascontiguousarray(values)
+        dtype = values.dtype.newbyteorder("<") if values.dtype.byteorder == ">" else values.dtype
+        if name not in self._open:
+            (self.dir / name).parent.mkdir(parents=True, exist_ok=True)
+            f = open(self.dir / name, "wb")  # noqa: SIM115 - closed by close()
+            self._open[name] = (f, dtype.str, values.shape[1:], 0)
+        f, dt, row_shape, rows = self._open[name]
+        if values.shape[1:] != row_shape or np.dtype(dt) != dtype:
+            raise ValueError(f"index array {name}: rows of {values.dtype}{values.shape[1:]}, not {dt}{row_shape}")
+        f.write(values.astype(dt, copy=False).tobytes())  # type: ignore[attr-defined]
+        self._open[name] = (f, dt, row_shape, rows + len(values))
+
+    def close(self, name: str) -> None:
+        f, dt, row_shape, rows = self._open.pop(name)
+        f.close()  # type: ignore[attr-defined]
+        self.arrays[name] = ArraySpec(dt, (rows, *row_shape), _crc(self.dir / name))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.arrays
+
+    def load(self, name: str) -> np.ndarray:
+        """An array written (and closed) earlier in this build."""
+        spec = self.arrays[name]
+        return np.fromfile(self.dir / name, np.dtype(spec.dtype)).reshape(spec.shape)
+
+    def publish(self) -> Path:
+        """Make the index visible under its final name (atomically); another process that got there
+        first wins and this copy is dropped."""
+        for name in list(self._open):
+            self.close(name)
+        manifest = {
+            **self.meta,
+            "format": FORMAT_VERSION,
+            "arrays": {n: {"dtype": a.dtype, "shape": list(a.shape), "crc32": a.crc} for n, a in self.arrays.items()},
+        }
+        (self.dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        for path in self.dir.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+        try:
+            os.rename(self.dir, self.final)
+        except OSError:  # already there: published by someone else meanwhile
+            self.discard()
+        return self.final
+
+    def discard(self) -> None:
+        for name in list(self._open):
+            self._open.pop(name)[0].close()  # type: ignore[attr-defined]
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class IndexFiles:
+    """A published index, checked against its manifest when opened."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+            if manifest.get("format") != FORMAT_VERSION:
+                raise IndexCorrupt(f"{path}: index format {manifest.get('format')}, expected {FORMAT_VERSION}")
+            self.meta = manifest
+            self.arrays = {
+                name: ArraySpec(a["dtype"], tuple(a["shape"]), int(a["crc32"]))
+                for name, a in manifest["arrays"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexCorrupt(f"{path}: unreadable index manifest ({exc})") from exc
+        for name, spec in self.arrays.items():
+            file = path / name
+            try:
+                size = file.stat().st_size
+            except OSError as exc:
+                raise IndexCorrupt(f"{file}: missing ({exc})") from exc
+            if size != spec.nbytes:
+                raise IndexCorrupt(f"{file}: {size} bytes, expected {spec.nbytes}")
+            if _crc(file) != spec.crc:
+                raise IndexCorrupt(f"{file}: checksum mismatch")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.arrays
+
+    def load(self, name: str) -> np.ndarray:
+        """A whole array, read into memory."""
+        return self.disk(name)[:]
+
+    def disk(self, name: str) -> DiskArray:
+        """An array read by slices, on demand."""
+        spec = self.arrays[name]
+        return DiskArray(self.path / name, np.dtype(spec.dtype), spec.shape)
+
+
+class DiskArray:
+    """An array on disk, read a slice at a time with ``pread`` (rows along the first axis)."""
+
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.shape = path, dtype, shape
+        self._row = int(dtype.itemsize * np.prod(shape[1:], dtype=np.int64))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: slice | int) -> np.ndarray:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise ValueError("DiskArray slices are contiguous")
+            return self._read(start, max(start, stop))
+        i = index + len(self) if index < 0 else index
+        if not 0 <= i < len(self):
+            raise IndexError(index)
+        return self._read(i, i + 1)[0]
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        n = (stop - start) * self._row
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, n, start * self._row) if n else b""
+        finally:
+            os.close(fd)
+        if len(data) != n:
+            raise IndexCorrupt(f"{self.path}: short read")
+        return np.frombuffer(data, self.dtype).reshape(stop - start, *self.shape[1:])
+
+    def searchsorted(self, value: int | float, side: str = "left") -> int:
+        """``np.searchsorted`` over a sorted 1-D array, reading O(log n) elements."""
+        lo, hi = 0, len(self)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            x = self._read(mid, mid + 1)[0]
+            if x < value or (side == "right" and x == value):
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+
+@contextlib.contextmanager
+def locked(root: Path, key: str) -> Iterator[None]:
+    """Exclusive use of ``key`` among processes (released when the holder exits, also if killed)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{key}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
