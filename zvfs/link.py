@@ -1,7 +1,8 @@
 """Neuroglancer viewer states for precomputed trees: every layer of a store, fitted to its data.
 
-Pure: reads a :class:`~zvfs.tree.Tree` (a store's virtual tree, a mount or an export) and never
-HTTP. One layer per directory at the tree root whose ``info`` has a known ``@type``:
+Pure: reads a :class:`~zvfs.tree.Tree` (a store's virtual tree, a directory of stores, a mount or
+an export) and never HTTP. One layer per directory whose ``info`` has a known ``@type``, at the
+tree root or, for a directory of stores, at each store's root (:func:`layer_groups`):
 
 - ``neuroglancer_annotations_v1``: an annotation layer coloured by its first numeric property;
 - ``neuroglancer_skeletons``: a segmentation layer, coloured by an SWC-type-like vertex attribute,
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ log = logging.getLogger("zvfs")
 T = TypeVar("T")
 
 MAX_SEGMENTS = 1000
+MAX_DEPTH = 8  # directories searched below a tree's root for stores' layers
 SAMPLE_FILES = 16
 DEFAULT_VIEWER = "https://neuroglancer-demo.appspot.com/"
 ANNOTATIONS, SKELETONS = "neuroglancer_annotations_v1", "neuroglancer_skeletons"
@@ -141,27 +144,39 @@ def sample(tree: Tree, paths: Sequence[str], decode: Callable[[bytes], T]) -> li
     return out
 
 
-def layer_dirs(tree: Tree) -> dict[str, dict | StoreError]:
-    """Root directory name -> its ``info`` (for a known layer type), or the error reading it."""
-    out: dict[str, dict | StoreError] = {}
-    for name in sorted(tree.listdir("")):
+def layer_groups(tree: Tree, path: str = "", depth: int = 0) -> dict[str, dict[str, dict | StoreError]]:
+    """Each directory holding layers (a store's tree; the root, or each store of a directory of
+    stores) -> its layer directories (paths from the root) -> ``info`` (of a known type) or the
+    error reading it. A directory that holds no layer is searched below, down to
+    :data:`MAX_DEPTH`; one that does is not (its other directories are e.g. pinned levels)."""
+    layers: dict[str, dict | StoreError] = {}
+    subdirs = []
+    for name in sorted(tree.listdir(path)):
+        child = posixpath.join(path, name)
         try:
-            if tree.stat(f"{name}/info").is_dir:
+            if tree.stat(f"{child}/info").is_dir:
                 continue
         except (NotFound, NotADirectoryError):
+            subdirs.append(child)
             continue
         except ReadFailed as exc:
-            out[name] = StoreError(str(exc))
+            layers[child] = StoreError(str(exc))
             continue
         try:
-            info = read_json(tree, f"{name}/info")
+            info = read_json(tree, f"{child}/info")
         except StoreError as exc:
-            out[name] = exc
+            layers[child] = exc
             continue
         if info.get("@type") in (ANNOTATIONS, SKELETONS, MULTILOD, LEGACY):
-            out[name] = info
-    if any(isinstance(i, dict) and i["@type"] == MULTILOD for i in out.values()):
-        out = {k: v for k, v in out.items() if not (isinstance(v, dict) and v["@type"] == LEGACY)}
+            layers[child] = info
+    if layers:
+        if any(isinstance(i, dict) and i["@type"] == MULTILOD for i in layers.values()):
+            layers = {k: v for k, v in layers.items() if not (isinstance(v, dict) and v["@type"] == LEGACY)}
+        return {path: layers}
+    out: dict[str, dict[str, dict | StoreError]] = {}
+    for child in subdirs if depth < MAX_DEPTH else ():
+        if tree.stat(child).is_dir:
+            out.update(layer_groups(tree, child, depth + 1))
     return out
 
 
@@ -339,32 +354,33 @@ def directory_layer(tree: Tree, path: str, info: dict) -> Layer:
 def tree_layers(source: Source) -> list[Layer]:
     """The layers of one tree, named ``<source name>/<directory>``. A layer whose ``info`` or
     segment list cannot be used is still listed, without a type, so that the viewer shows its
-    source's error; a warning names it."""
-    dirs = layer_dirs(source.tree)
-    hide_annotations = any(isinstance(i, dict) and i["@type"] == SKELETONS for i in dirs.values())
+    source's error; a warning names it. Where a store has skeletons, its annotation layer (the
+    same objects) starts hidden."""
     layers = []
-    for path, info in dirs.items():
-        try:
-            if isinstance(info, StoreError):
-                raise info
-            layer = directory_layer(source.tree, path, info)
-        except (StoreError, NotFound, ReadFailed, KeyError, TypeError, ValueError) as exc:
-            log.warning(
-                "%s: /%s: layer cannot be used (%s: %s); the viewer will show its error",
-                source.tree.label,
-                path,
-                type(exc).__name__,
-                exc,
-            )
-            layer = Layer({}, Box())
-        if isinstance(info, dict) and info["@type"] == ANNOTATIONS and hide_annotations:
-            layer.state["visible"] = False
-        layer.state = {
-            "name": f"{source.name}/{path}",
-            "source": f"precomputed://{source.url}{quote(path)}",
-            **layer.state,
-        }
-        layers.append(layer)
+    for dirs in layer_groups(source.tree).values():
+        hide_annotations = any(isinstance(i, dict) and i["@type"] == SKELETONS for i in dirs.values())
+        for path, info in dirs.items():
+            try:
+                if isinstance(info, StoreError):
+                    raise info
+                layer = directory_layer(source.tree, path, info)
+            except (StoreError, NotFound, ReadFailed, KeyError, TypeError, ValueError) as exc:
+                log.warning(
+                    "%s: /%s: layer cannot be used (%s: %s); the viewer will show its error",
+                    source.tree.label,
+                    path,
+                    type(exc).__name__,
+                    exc,
+                )
+                layer = Layer({}, Box())
+            if isinstance(info, dict) and info["@type"] == ANNOTATIONS and hide_annotations:
+                layer.state["visible"] = False
+            layer.state = {
+                "name": f"{source.name}/{path}",
+                "source": f"precomputed://{source.url}{quote(path)}",
+                **layer.state,
+            }
+            layers.append(layer)
     return layers
 
 

@@ -1,0 +1,93 @@
+"""Many stores at once: a directory holding stores at any depth, mounted and served as one tree.
+
+Each store appears under its relative path with exactly the files of its own tree; directories
+without a store below them are not shown; stores are opened on first access and closed again under
+memory pressure (a cache too small to keep one open store still serves every file right); ``zvfs
+link`` shows every store's layers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+from support import (
+    TIMEOUT,
+    PointSpec,
+    build_meshes,
+    build_points,
+    build_polylines,
+    mounted,
+    read_files,
+    served,
+    zvfs,
+)
+
+STORES = ("cohort1/a.zarrvectors", "cohort1/deeper/b.zarrvectors", "cohort2/c.zarrvectors")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory: three stores at two depths, and directories and files that hold none."""
+    root = tmp_path_factory.mktemp("lab")
+    for rel in STORES:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    build_points(root / STORES[0], PointSpec(n=800, objects=8))
+    build_polylines(root / STORES[1])
+    build_meshes(root / STORES[2])
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("no store here")
+    (root / "cohort2" / "empty").mkdir()
+    (root / ".hidden" / "x.zarrvectors").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def own_trees(lab: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, bytes]]:
+    """Each store's own tree, exported on its own."""
+    out = tmp_path_factory.mktemp("own")
+    trees = {}
+    for k, rel in enumerate(STORES):
+        zvfs("export", "--no-progress", str(lab / rel), str(out / str(k)))
+        trees[rel] = read_files(out / str(k))
+    return trees
+
+
+def test_mount_presents_every_store_under_its_path(lab: Path, own_trees, tmp_path: Path) -> None:
+    with mounted(lab, tmp_path / "mnt", "--log-file", str(tmp_path / "log")) as mp:
+        assert sorted(p.name for p in mp.iterdir()) == ["cohort1", "cohort2"]
+        assert sorted(p.name for p in (mp / "cohort1").iterdir()) == ["a.zarrvectors", "deeper"]
+        assert sorted(p.name for p in (mp / "cohort2").iterdir()) == ["c.zarrvectors"]
+        for rel, files in own_trees.items():
+            assert read_files(mp / rel) == files, rel
+
+
+@pytest.mark.parametrize("cache", ["512M", "1M"])
+def test_serve_opens_and_closes_stores_within_the_budget(lab: Path, own_trees, tmp_path: Path, cache: str) -> None:
+    """With a budget too small to keep any store open, every store is reopened when asked for, and
+    every file is still right."""
+    with served(lab, tmp_path / "log", "--cache-size", cache) as (proc, base):
+        assert requests.get(base, timeout=TIMEOUT).json() == ["cohort1", "cohort2"]
+        for _ in range(2):
+            for rel, files in own_trees.items():
+                for name, data in files.items():
+                    resp = requests.get(f"{base}{rel}/{name}", timeout=TIMEOUT)
+                    assert resp.status_code == 200 and resp.content == data, (rel, name)
+        assert requests.get(base + "notes/readme.txt", timeout=TIMEOUT).status_code == 404
+        assert proc.poll() is None
+
+
+def test_link_shows_every_store(lab: Path) -> None:
+    out = zvfs("link", str(lab), "--base-url", "http://h/").stdout
+    state = json.loads(out[: out.rindex("}") + 1])
+    names = sorted(layer["name"] for layer in state["layers"])
+    assert names == [
+        "lab0/cohort1/a.zarrvectors/annotations",
+        "lab0/cohort1/deeper/b.zarrvectors/annotations",
+        "lab0/cohort1/deeper/b.zarrvectors/skeletons",
+        "lab0/cohort2/c.zarrvectors/meshes",
+    ]
+    sources = {layer["name"]: layer["source"] for layer in state["layers"]}
+    assert sources["lab0/cohort2/c.zarrvectors/meshes"] == "precomputed://http://h/cohort2/c.zarrvectors/meshes"
