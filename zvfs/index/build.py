@@ -104,28 +104,33 @@ def _pieces_task(path: str, level: int, rows: tuple[int, int]) -> tuple[np.ndarr
         log.warning("%s: level %d: objects %d-%d: cannot read their manifests: %s", path, level, *rows, exc)
         n = rows[1] - rows[0]
         return np.full(n, -1, np.int64), *(np.zeros(0, np.int32) for _ in range(3))
-    keys = linear_keys(np.asarray(lv.cells, np.int64))
-    low = np.asarray(lv.cells, np.int64).min(0) if lv.cells else None
-    span = np.asarray(lv.cells, np.int64).max(0) - low + 1 if lv.cells else None
-    per_object, cell_of, start, count = [], [], [], []
-    for manifest in manifests:
-        per_object.append(len(manifest))
-        for cell, frag in manifest:
-            key = np.ravel_multi_index(tuple(np.asarray(cell) - low), tuple(span.tolist()))  # type: ignore[union-attr,operator]
-            cell_of.append(int(np.searchsorted(keys, key)))
-            try:
-                s, n = lv.fragments(cell)[frag]
-            except StoreError as exc:
-                log.warning("%s", exc)
-                s, n = 0, -1
-            start.append(int(s))
-            count.append(int(n))
-    return (
-        np.asarray(per_object, np.int64),
-        np.asarray(cell_of, np.int32),
-        np.asarray(start, np.int32),
-        np.asarray(count, np.int32),
-    )
+    per_object = np.asarray([len(m) for m in manifests], np.int64)
+    pieces = [piece for m in manifests for piece in m]
+    cells = np.asarray(lv.cells, np.int64).reshape(-1, len(lv.store.axes))
+    cell_of = cell_positions(cells, np.asarray([c for c, _ in pieces], np.int64).reshape(len(pieces), cells.shape[1]))
+    frag = np.asarray([f for _, f in pieces], np.int64)
+    start, count = np.zeros(len(pieces), np.int32), np.full(len(pieces), -1, np.int32)
+    order = np.argsort(cell_of, kind="stable")
+    for at in np.split(order, np.flatnonzero(np.diff(cell_of[order])) + 1) if len(order) else []:
+        try:
+            ranges = lv.fragments(tuple(cells[cell_of[at[0]]].tolist()))
+        except StoreError as exc:
+            log.warning("%s", exc)
+            continue
+        start[at], count[at] = ranges[frag[at], 0], ranges[frag[at], 1]
+    return per_object, cell_of.astype(np.int32), start, count
+
+
+def cell_positions(cells: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The position of each of ``wanted`` (N, D) among ``cells`` (sorted, (C, D)), which must hold them."""
+    if not len(wanted):
+        return np.zeros(0, np.int64)
+    keys = linear_keys(np.concatenate([cells, wanted]))
+    known, asked = keys[: len(cells)], keys[len(cells) :]
+    at = np.minimum(np.searchsorted(known, asked), max(len(cells) - 1, 0))
+    if not len(cells) or not np.array_equal(known[at], asked):
+        raise StoreError("a manifest or link record names a cell the level does not hold")
+    return at
 
 
 def build_objects(store: ZVFStore, level: int, out: Writer, run: Runner) -> None:
@@ -174,13 +179,10 @@ def build_links(store: ZVFStore, level: int, cells: np.ndarray, counts: np.ndarr
         out.put(f"{p}/local", np.zeros((0, 2), np.int32))
         return
     width = rec_rows.shape[1]
-    keys = linear_keys(np.concatenate([cells, rec_cells.reshape(-1, dim)]))
-    cell_index = np.searchsorted(keys[: len(cells)], keys[len(cells) :]).reshape(rec_rows.shape)
-    found = (cell_index < len(cells)) & (
-        keys[: len(cells)][np.minimum(cell_index, max(len(cells) - 1, 0))] == keys[len(cells) :].reshape(rec_rows.shape)
-    )
-    if not found.all():
-        raise StoreError(f"{store.path}: level {level}: a link record points into an empty cell")
+    try:
+        cell_index = cell_positions(cells, rec_cells.reshape(-1, dim)).reshape(rec_rows.shape)
+    except StoreError as exc:
+        raise StoreError(f"{store.path}: level {level}: {exc}") from None
     # level-wide row of each endpoint, and per level-wide row its object row and index inside it
     base = np.concatenate([[0], np.cumsum(np.maximum(counts, 0))])
     total = int(base[-1])
