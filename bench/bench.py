@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +62,7 @@ def note(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
-def table(headers: list[str], rows: list[list], align: str | None = None) -> None:
+def table(headers: list[str], rows: Sequence[Sequence], align: str | None = None) -> None:
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     align = align or "l" + "r" * (len(headers) - 1)
@@ -471,6 +471,7 @@ def session(store: Store) -> list[Request]:
     """The request sequence for a store, derived from its exported tree (seeded)."""
     rng = random.Random(SEED)
     root = store.export
+    assert root is not None, "sessions come from an export"
     reqs: list[Request] = []
     if (root / "annotations" / "info").exists():
         reqs += annotation_session(root, "annotations", rng)
@@ -592,6 +593,7 @@ def replay_store(store: Store, work: Path, args) -> dict:
     reqs = session(store)
     passes: list[Pass] = []
     cold_ok = True
+    assert store.export is not None
     with nginx(store.export, work) as port:
         cold_ok &= drop_caches()
         passes.append(replay(port, reqs, "(a) nginx + export, cold"))
@@ -745,6 +747,7 @@ def zv_read_cells(store: str, cells_json: str) -> None:
 
 
 def chunk_comparison(store: Store, res: dict, work: Path) -> dict | None:
+    assert store.export is not None
     cells = zv_cells(res["requests"], res["passes"], store.export)
     if not cells:
         return None
@@ -809,7 +812,7 @@ def walk_check(store: str, root: str) -> None:
     from zvfs.source import open_virtual_tree
 
     tree = open_virtual_tree(store)
-    out = {"walks": []}
+    out: dict[str, list] = {"walks": []}
     for _ in range(2):
         t0 = time.perf_counter()
         files = dirs = 0
@@ -1063,10 +1066,10 @@ def report_profile(path: Path, top: int = 12) -> None:
     inclusive: dict[str, int] = {}
     total = 0
     for line in path.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
             continue
-        n = int(n)
+        n = int(count)
         frames = stack.split(";")
         total += n
         leaf[frames[-1]] = leaf.get(frames[-1], 0) + n
@@ -1166,7 +1169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     say("## 2. cold chunk latency vs zarr-vectors")
     for s in all_stores:
-        if s.name in results and (s.export / "annotations" / "info").exists():
+        if s.name in results and s.export is not None and (s.export / "annotations" / "info").exists():
             cmp = chunk_comparison(s, results[s.name], work)
             if cmp:
                 verdicts[s.name] = report_chunks(s, results[s.name], cmp)

@@ -31,13 +31,15 @@ PYRAMID = {"factors": [(2, 1), (2, 2)], "chunk_scale_factors": [1, 2], "sparsity
 
 def build(path: str, meshes: int, resolution: int, cell: float) -> dict:
     rng = np.random.default_rng(SEED)
-    V, F, owners = [], [], []
+    vs, fs, os_ = [], [], []
     nv = 0
     for o in range(meshes):
         v, f = uv_sphere(rng.uniform(150, 850, 3), float(rng.uniform(40, 120)), resolution)
-        V.append(v), F.append(f + nv), owners.append(np.full(len(v), o))
+        vs.append(v)
+        fs.append(f + nv)
+        os_.append(np.full(len(v), o))
         nv += len(v)
-    V, F, owners = np.concatenate(V), np.concatenate(F), np.concatenate(owners)
+    V, F, owners = np.concatenate(vs), np.concatenate(fs), np.concatenate(os_)
     axes = tuple(zv.Axis(a, "nanometer") for a in "xyz")
     schema = zv.Schema(
         bounds=([0.0] * 3, [1000.0] * 3), kind="mesh", axes=axes, layout=zv.Layout(cell_size=(cell,) * 3, subcells=4)

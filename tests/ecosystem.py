@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ class TrkSpace:
     vox_to_ras: np.ndarray  # 4x4, voxel index -> RAS mm
     voxel_order: str
 
-    def header(self) -> dict[str, object]:
+    def header(self) -> dict[str, Any]:
         """Keyword arguments for :func:`write_trk`."""
         return {
             "voxel_sizes": self.voxel_sizes,

@@ -6,7 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +192,7 @@ def cli_server(args: list[str], log: Path, banner: str) -> Iterator[tuple[subpro
     its URL; yields the process and that URL as printed, and kills the process if it still runs."""
     with open(log, "wb") as out:
         proc = subprocess.Popen([*ZVFS, *args], stdout=subprocess.PIPE, stderr=out, text=True)
+    assert proc.stdout is not None
     try:
         line = proc.stdout.readline()
         assert line.startswith(banner) and "http://" in line, line + log.read_text()
@@ -261,7 +262,7 @@ def build_polylines(
     """Polylines of the given vertex counts, with per-vertex and per-object attributes and groups."""
     rng = np.random.default_rng(seed)
     lines = [walk(rng, n) for n in lengths]
-    vertex = {
+    vertex: dict[str, list[np.ndarray]] = {
         "fa": [rng.random(len(p)).astype(np.float32) for p in lines],
         "label": [rng.integers(0, 7, len(p)).astype(np.uint8) for p in lines],
     }
@@ -345,7 +346,7 @@ def build_skeletons(path: Path, sizes: tuple[int, ...] = (1, 2, 40, 150), seed: 
     radius and a uint8 SWC type per vertex and a ``segment_id``, a name and a volume per object;
     returns the store and what was written."""
     rng = np.random.default_rng(seed)
-    pts, edges, owner = [], [], []
+    pts, edges, owners = [], [], []
     base = 0
     for o, n in enumerate(sizes):
         pos = [rng.uniform(20, 80, 3)]
@@ -354,9 +355,9 @@ def build_skeletons(path: Path, sizes: tuple[int, ...] = (1, 2, 40, 150), seed: 
             pos.append(np.clip(pos[parent] + rng.normal(0, 5, 3), 0.5, 99.5))
             edges.append([base + i, base + parent])
         pts.append(np.asarray(pos, np.float32))
-        owner.append(np.full(n, o))
+        owners.append(np.full(n, o))
         base += n
-    P, owner = np.concatenate(pts), np.concatenate(owner)
+    P, owner = np.concatenate(pts), np.concatenate(owners)
     E = np.asarray(edges, np.int64).reshape(-1, 2)
     written = {
         "positions": P,
@@ -488,7 +489,7 @@ GEOMETRY_TYPES = ("point_cloud", "line", "streamline", "graph", "skeleton", "mes
 def build_every_type(root: Path, points: int = 500) -> dict[str, Path]:
     """geometry type -> a small store of it under ``root`` (all in a 0..100 box; skeletons in
     micrometres)."""
-    builders = {
+    builders: dict[str, Callable[[Path], object]] = {
         "point_cloud": lambda p: build_points(p, PointSpec(n=points, objects=max(1, points // 100), typed=True)),
         "line": build_lines,
         "streamline": build_polylines,

@@ -28,6 +28,7 @@ def test_demo_serves_the_sample_and_unmounts_on_stop(tmp_path: Path) -> None:
         source = None
         deadline = time.monotonic() + 5 * TIMEOUT
         while source is None and time.monotonic() < deadline:
+            assert proc.stdout is not None
             line = proc.stdout.readline()
             assert line, "bin/demo ended early"
             if line.startswith("layer source:"):

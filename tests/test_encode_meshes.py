@@ -325,8 +325,8 @@ def test_grid_origin_and_argument_checks() -> None:
 
 def test_manifest_size() -> None:
     assert M.manifest_size([]) == 28
-    for lods, kw in (([sphere(10, 12)], {}), ([sphere(20, 24), sphere(8, 10)], {"chunk_shape": (3, 3, 3)})):
-        enc = M.encode_multilod(lods, **kw)
+    for lods, chunk in (([sphere(10, 12)], None), ([sphere(20, 24), sphere(8, 10)], (3, 3, 3))):
+        enc = M.encode_multilod(lods, chunk_shape=chunk)
         assert len(enc.manifest) == M.manifest_size(M.Manifest.decode(enc.manifest).counts.tolist())
 
 

@@ -112,9 +112,9 @@ def check_skeleton(
     skel: Any,
     vertices: np.ndarray,
     edges: np.ndarray,
-    attributes: Mapping[str, np.ndarray],
+    attributes: Mapping[str, Any],
     spec: Sequence[VA],
-    transform: Sequence[float] | None,
+    transform: Any,
 ) -> None:
     """cloud-volume's skeleton equals the encoded one: positions, edges, each attribute and its dtype."""
     np.testing.assert_allclose(skel.vertices, expected_vertices(vertices, transform), rtol=1e-6, atol=1e-5)
@@ -162,7 +162,7 @@ def test_single_vertex_no_edges(tmp_path: Path) -> None:
     """One vertex, zero edges, with attributes: counts (1, 0) and the attribute values read back."""
     spec = (VA("radius", "float32"), VA("swc_type", "uint8"))
     vertices, edges = np.array([[1.5, -2.0, 3.25]]), np.zeros((0, 2), np.uint32)
-    attrs = {"radius": np.array([7.5], np.float32), "swc_type": np.array([3], np.uint8)}
+    attrs: dict[str, np.ndarray] = {"radius": np.array([7.5], np.float32), "swc_type": np.array([3], np.uint8)}
     data = sk.encode(vertices, edges, attrs, spec)
     assert data[:8] == np.array([1, 0], "<u4").tobytes()
     assert len(data) == sk.size(1, 0, spec) == 8 + 12 + 4 + 1
@@ -191,7 +191,10 @@ def test_large_skeleton(tmp_path: Path) -> None:
     spec = (VA("radius", "float32"), VA("swc_type", "uint8"))
     vertices = rng.uniform(0, 5e4, (n, 3)).astype(np.float32)
     edges = tree_edges(rng, n).astype(np.uint32)
-    attrs = {"radius": rng.uniform(1, 100, n).astype(np.float32), "swc_type": rng.integers(0, 8, n, dtype=np.uint8)}
+    attrs: dict[str, np.ndarray] = {
+        "radius": rng.uniform(1, 100, n).astype(np.float32),
+        "swc_type": rng.integers(0, 8, n, dtype=np.uint8),
+    }
     data = sk.encode(vertices, edges, attrs, spec)
     assert len(data) == sk.size(n, n - 1, spec) == 8 + n * (12 + 5) + 8 * (n - 1)
     skel = cloud_volume(write_dataset(tmp_path, sk.info(spec, transform=SCALING), {123456789: data})).skeleton.get(

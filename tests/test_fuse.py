@@ -575,6 +575,7 @@ def test_damaged_chunk_is_eio_for_its_cell_only(
             size = os.stat(mountpoint / SPATIAL / name).st_size
             data = (mountpoint / SPATIAL / name).read_bytes()
         except OSError as exc:
+            assert exc.errno is not None
             failed[name] = exc.errno
             continue
         assert len(data) == size and data == typed_files[f"{SPATIAL}/{name}"], name

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from email.utils import formatdate
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -38,7 +39,7 @@ def known(data: bytes) -> File:
     return File(lambda: data, lambda: len(data))
 
 
-def boom() -> bytes:
+def boom() -> Any:
     raise RuntimeError("encoder exploded")
 
 
@@ -46,7 +47,8 @@ class Recording:
     """A tree that records every read call, to check only the requested slice is read."""
 
     def __init__(self, tree: Tree) -> None:
-        self.tree, self.label, self.reads = tree, tree.label, []
+        self.tree, self.label = tree, tree.label
+        self.reads: list[tuple] = []
         self.at_hand = False
 
     def stat(self, path: str):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,10 +46,10 @@ def props_of(r, ann) -> dict:
     return {spec.id: value for spec, value in zip(r.properties, ann.props, strict=True)}
 
 
-def all_once(r) -> dict[int, object]:
+def all_once(r) -> dict[int, Any]:
     """id -> annotation over the whole spatial index; an item may be listed in every cell it passes
     through, but always with identical content."""
-    seen: dict[int, object] = {}
+    seen: dict[int, Any] = {}
     for a in r.get_within_spatial_bounds():
         if int(a.id) in seen:
             assert np.array_equal(seen[int(a.id)].props[0], a.props[0])

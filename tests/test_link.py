@@ -252,7 +252,7 @@ def first_event(base: str) -> dict:
     """The first message of the client's state stream."""
     with requests.get(base + "events/zvfs?c=test&gc=&gs=", stream=True, timeout=TIMEOUT) as resp:
         assert resp.headers["Content-Type"] == "text/event-stream"
-        line = next(raw for raw in resp.iter_lines(decode_unicode=True) if raw)
+        line = next(str(raw) for raw in resp.iter_lines(decode_unicode=True) if raw)
     assert line.startswith("data: ")
     message = json.loads(line[len("data: ") :])
     assert message["k"] == "s"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,9 @@ PYRAMIDS = {1: False, 2: True, 3: True, 4: False}  # levels -> with object ids
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     root = tmp_path_factory.mktemp("pyramids")
-    spec = {"n": 6000, "hi": (200.0, 200.0, 200.0), "cell": (50.0, 50.0, 50.0), "typed": True}
+    spec = PointSpec(n=6000, hi=(200.0, 200.0, 200.0), cell=(50.0, 50.0, 50.0), typed=True)
     return {
-        n: add_pyramid(
-            build_points(root / f"p{n}.zarrvectors", PointSpec(objects=40 if objects else 0, seed=n, **spec)), n
-        )
+        n: add_pyramid(build_points(root / f"p{n}.zarrvectors", replace(spec, objects=40 if objects else 0, seed=n)), n)
         for n, objects in PYRAMIDS.items()
     }
 
@@ -79,10 +78,10 @@ def test_coarse_levels_follow_the_bins(n: int, layer, stores) -> None:
         k = len(levels) - 1 - spatial
         cumulative += [a for c in cells for a in c]
         bins = np.asarray(ds.level(k).resolution)
-        kept = None
-        if truth.object_of is not None:
+        object_of, kept = truth.object_of, None
+        if object_of is not None:
             kept = {int(o) for o in ds.level(k).objects.ids() if ds.level(k).objects[int(o)].vertex_count}
-        candidates = [p for p in truth.positions if kept is None or truth.object_of[key(p)] in kept]
+        candidates = [p for p in truth.positions if kept is None or object_of is None or object_of[key(p)] in kept]
         occupied = {tuple(np.floor(np.asarray(p, np.float64) / bins).astype(int)) for p in candidates}
         got = [tuple(np.floor(np.asarray(a.point, np.float64) / bins).astype(int)) for a in cumulative]
         assert set(got) >= occupied, "every occupied bin is shown"

@@ -91,7 +91,7 @@ def nginx(mount: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         conf = prefix / "nginx.conf"
         conf.write_text(nginx_config(mount, port, prefix))
         proc = subprocess.Popen(
-            [NGINX, "-p", str(prefix), "-c", str(conf)],
+            [str(NGINX), "-p", str(prefix), "-c", str(conf)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -118,6 +118,7 @@ def test_info_dimensions_bounds_and_honest_limit(name: str, layer_url, point_sto
 def test_by_id_and_object_relationship(name: str, layer_url, point_stores) -> None:
     r = reader(layer_url(name))
     truth = read_truth(point_stores[name])
+    assert truth.object_of is not None
     assert list(r.relationships) == ["object"]
     anns = read_all(r)
     rng = np.random.default_rng(0)
@@ -143,6 +144,7 @@ def test_object_attributes_are_properties(layer_url, point_stores) -> None:
 
     r = reader(layer_url("typed"))
     truth = read_truth(point_stores["typed"])
+    assert truth.object_of is not None
     level = zv.open(str(point_stores["typed"])).level(0)
     score = np.asarray(building.read_object_attributes(level.store, "score"))
     tissue = np.asarray(building.read_object_attributes(level.store, "tissue"))

@@ -8,6 +8,7 @@ import os
 import re
 import sys
 from functools import partial
+from typing import Any
 
 from .errors import StoreError, UsageError
 from .tree import DEFAULT_CACHE_BYTES, ReadFailed
@@ -73,7 +74,7 @@ def _tree_args(p: argparse.ArgumentParser) -> None:
     _index_args(p)
 
 
-def _options(args: argparse.Namespace, progress: bool | None = None) -> dict[str, object]:
+def _options(args: argparse.Namespace, progress: bool | None = None) -> dict[str, Any]:
     """The tree options of a command line: space, and where the index lives (its build shows
     progress on a terminal, unless ``progress`` says otherwise)."""
     from .index import IndexOptions

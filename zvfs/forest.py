@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 
-from .cache import Budget
+from .cache import Budget, Memo
 from .store import is_zvf_store
 from .tree import NotFound, Stat, Tree, split_path
 
@@ -51,7 +51,7 @@ class StoreForest:
         self.label = self.root
         self.mtime = os.stat(self.root).st_mtime
         self._open = open_store_tree
-        self._trees = budget.memo(lambda _: OPEN_STORE_BYTES)
+        self._trees: Memo[Tree] = budget.memo(lambda _: OPEN_STORE_BYTES)
         self._lock = threading.Lock()
         self._stores: list[str] = []
         self._dirs: dict[str, list[str]] = {}

@@ -108,7 +108,7 @@ class ObjectTable:
 
         def first_cell(oid: int) -> int:
             k = self.row_of(oid)
-            cells = self.objects.pieces(k)[0] if k is not None else ()
+            cells = self.objects.pieces(k)[0] if k is not None else np.zeros(0)
             return int(cells[0]) if len(cells) else -1
 
         out: list = [None] * len(oids)

@@ -23,7 +23,7 @@ import zarr_vectors as zv
 from zarr_vectors import building as zb
 from zarr_vectors.core.arrays import object_ids_for_rows
 
-from .cache import Budget
+from .cache import Budget, Memo
 from .errors import StoreError
 from .units import Axis
 
@@ -130,7 +130,7 @@ class ZVFStore:
         replaced or rewritten (two or three ``stat`` calls). Remote stores are taken as fixed."""
         if is_url(self.path):
             return ()
-        out = []
+        out: list[tuple[int, int, int] | None] = []
         for rel in ["zarr.json", *(f"{lv.index}/zarr.json" for lv in self.levels)]:
             try:
                 st = os.stat(os.path.join(self.path, rel))
@@ -175,9 +175,9 @@ class LevelReader:
         self._level = level
         self._g = level.store
         self._lock = lock
-        self._fragments = store.budget.memo(lambda a: int(a.nbytes))
-        self._cells = store.budget.memo(CellData.nbytes)
-        self._object_values = store.budget.memo(lambda a: int(a.nbytes))
+        self._fragments: Memo[np.ndarray] = store.budget.memo(lambda a: int(a.nbytes))
+        self._cells: Memo[CellData] = store.budget.memo(CellData.nbytes)
+        self._object_values: Memo[np.ndarray] = store.budget.memo(lambda a: int(a.nbytes))
         self.known_channels: dict[str, int] = {}  # attribute -> channels, when an index says
 
     def _where(self, what: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from .cache import Budget
+from .cache import Budget, Memo
 
 log = logging.getLogger("zvfs")
 
@@ -128,8 +128,8 @@ class VirtualTree:
         self._fingerprint = fingerprint
         self._opened = fingerprint() if fingerprint else None
         budget = budget or Budget(DEFAULT_CACHE_BYTES)
-        self._bytes = budget.memo(len)
-        self._sizes = budget.memo(lambda _: 32)
+        self._bytes: Memo[bytes] = budget.memo(len)
+        self._sizes: Memo[int] = budget.memo(lambda _: 32)
 
     def _check_unchanged(self) -> None:
         if self._fingerprint is not None and self._fingerprint() != self._opened:
@@ -147,7 +147,8 @@ class VirtualTree:
         for name in split_path(path):
             if not isinstance(node, Dir):
                 raise NotFound(path)
-            child = self._guard(path, lambda: node.child(name))  # noqa: B023 - called at once
+            parent = node
+            child = self._guard(path, lambda: parent.child(name))  # noqa: B023 - called at once
             if child is None:
                 raise NotFound(path)
             node = child
@@ -178,12 +179,13 @@ class VirtualTree:
             return Stat(True, 0, self.mtime)
         self._check_unchanged()
         key = posixpath.normpath("/" + path)
-        if node.size is None:  # known only once encoded; _data records it
+        size_of = node.size
+        if size_of is None:  # known only once encoded; _data records it
             size = self._sizes.peek(key)
             if size is None:
                 size = len(self._data(path, node))
         else:
-            size = self._sizes.get(key, lambda: self._guard(path, node.size))
+            size = self._sizes.get(key, lambda: self._guard(path, size_of))
         return Stat(False, size, self.mtime)
 
     def listdir(self, path: str) -> Iterator[str]:

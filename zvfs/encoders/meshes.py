@@ -183,10 +183,10 @@ def default_grid(lods: Sequence[Mesh]) -> tuple[np.ndarray, np.ndarray]:
     largest extent divided by 2^(num_lods-1), so the coarsest LOD fits in one node and each finer
     LOD has up to 8x as many. Both exact in float32 (origin rounded down, edge up).
     """
-    pts = [v[np.unique(f)] for v, f in (_mesh(*m) for m in lods) if f.size]
-    if not pts:
+    used = [v[np.unique(f)] for v, f in (_mesh(*m) for m in lods) if f.size]
+    if not used:
         return np.zeros(3), np.ones(3)
-    pts = np.concatenate(pts)
+    pts = np.concatenate(used)
     origin = _f32(pts.min(0), -np.inf)
     extent = float((pts.max(0) - origin).max()) or 1.0
     return origin, np.full(3, _f32(np.float64(extent / 2 ** (len(lods) - 1)), np.inf))
@@ -264,7 +264,7 @@ def clip_to_grid(u: np.ndarray, faces: np.ndarray) -> Mesh:
 
 def _lod_fragments(
     mesh: Mesh, origin: np.ndarray, chunk: np.ndarray, lod: int, bits: int, compression_level: int
-) -> dict[tuple[int, int, int], bytes]:
+) -> dict[tuple[int, ...], bytes]:
     """Draco fragment of every non-empty node of one LOD, by node position."""
     v, f = mesh
     if not f.size:
@@ -296,8 +296,8 @@ def _lod_fragments(
 def encode_multilod(
     lods: Sequence[Mesh],
     *,
-    grid_origin: Sequence[float] | None = None,
-    chunk_shape: Sequence[float] | None = None,
+    grid_origin: Sequence[float] | np.ndarray | None = None,
+    chunk_shape: Sequence[float] | np.ndarray | None = None,
     lod_scales: Sequence[float] | None = None,
     vertex_quantization_bits: int = 16,
     compression_level: int = COMPRESSION_LEVEL,

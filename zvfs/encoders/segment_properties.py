@@ -38,7 +38,7 @@ class SegmentProperty:
 
     id: str
     type: str
-    values: Sequence[Any]
+    values: Sequence[Any] | np.ndarray
     data_type: str | None = None  # number only
     description: str = ""  # not for tags
     tags: Sequence[str] = ()  # tags only

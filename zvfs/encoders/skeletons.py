@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import numeric
 
@@ -140,7 +141,7 @@ def _check_unique(spec: Sequence[VertexAttribute]) -> None:
 def info(
     vertex_attributes: Sequence[VertexAttribute] = (),
     *,
-    transform: Sequence[float] | None = None,
+    transform: ArrayLike | None = None,
     segment_properties: str | None = None,
 ) -> dict:
     """The ``info`` JSON of an unsharded skeleton directory.
@@ -166,7 +167,7 @@ def info(
 
 
 def encode(
-    vertices: np.ndarray, edges: np.ndarray, attributes: Mapping[str, np.ndarray], spec: Sequence[VertexAttribute]
+    vertices: ArrayLike, edges: ArrayLike, attributes: Mapping[str, ArrayLike], spec: Sequence[VertexAttribute]
 ) -> bytes:
     """One segment's skeleton file.
 

@@ -189,6 +189,7 @@ class TreeHandler(tornado.web.RequestHandler):
             data = data[start:end]
         else:
             data = await self._call(self.settings["tree"].read, path, start, end - start)
+        assert data is not None
         if len(data) != end - start:
             raise HTTPError(
                 500,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import Budget
+from ..cache import Budget, Memo
 from ..store import ZVFStore, open_store
 from . import build as b
 from .files import DiskArray, IndexCorrupt, IndexFiles, Writer, default_root, index_key, locked
@@ -111,7 +111,7 @@ class StoreIndex:
         self.state = state
         for level, channels in zip(store.levels, files.meta["channels"], strict=True):
             level.known_channels = channels  # no chunk read to tell a flattened attribute's width
-        self._arrays = budget.memo(lambda a: int(a.nbytes))
+        self._arrays: Memo[np.ndarray] = budget.memo(lambda a: int(a.nbytes))
         self.pyramid = Pyramid.of(store)
 
     def __contains__(self, name: str) -> bool:

@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -69,6 +70,16 @@ class ArraySpec:
         return int(np.dtype(self.dtype).itemsize * np.prod(self.shape, dtype=np.int64))
 
 
+@dataclass
+class _Open:
+    """An array being written: its file, dtype and row shape, and rows so far."""
+
+    file: BinaryIO
+    dtype: str
+    row_shape: tuple[int, ...]
+    rows: int = 0
+
+
 class Writer:
     """Arrays of an index being built, in a private directory until :meth:`publish`."""
 
@@ -78,7 +89,7 @@ class Writer:
         self.dir = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
         self.meta = meta
         self.arrays: dict[str, ArraySpec] = {}
-        self._open: dict[str, tuple[object, str, tuple[int, ...], int]] = {}
+        self._open: dict[str, _Open] = {}
 
     def put(self, name: str, values: np.ndarray) -> None:
         """A whole array."""
@@ -92,17 +103,19 @@ class Writer:
         if name not in self._open:
             (self.dir / name).parent.mkdir(parents=True, exist_ok=True)
             f = open(self.dir / name, "wb")  # noqa: SIM115 - closed by close()
-            self._open[name] = (f, dtype.str, values.shape[1:], 0)
-        f, dt, row_shape, rows = self._open[name]
-        if values.shape[1:] != row_shape or np.dtype(dt) != dtype:
-            raise ValueError(f"index array {name}: rows of {values.dtype}{values.shape[1:]}, not {dt}{row_shape}")
-        f.write(values.astype(dt, copy=False).tobytes())  # type: ignore[attr-defined]
-        self._open[name] = (f, dt, row_shape, rows + len(values))
+            self._open[name] = _Open(f, dtype.str, values.shape[1:])
+        array = self._open[name]
+        if values.shape[1:] != array.row_shape or np.dtype(array.dtype) != dtype:
+            raise ValueError(
+                f"index array {name}: rows of {values.dtype}{values.shape[1:]}, not {array.dtype}{array.row_shape}"
+            )
+        array.file.write(values.astype(array.dtype, copy=False).tobytes())
+        array.rows += len(values)
 
     def close(self, name: str) -> None:
-        f, dt, row_shape, rows = self._open.pop(name)
-        f.close()  # type: ignore[attr-defined]
-        self.arrays[name] = ArraySpec(dt, (rows, *row_shape), _crc(self.dir / name))
+        array = self._open.pop(name)
+        array.file.close()
+        self.arrays[name] = ArraySpec(array.dtype, (array.rows, *array.row_shape), _crc(self.dir / name))
 
     def __contains__(self, name: str) -> bool:
         return name in self.arrays
@@ -135,7 +148,7 @@ class Writer:
 
     def discard(self) -> None:
         for name in list(self._open):
-            self._open.pop(name)[0].close()  # type: ignore[attr-defined]
+            self._open.pop(name).file.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -95,6 +95,7 @@ class Pyramid:
                     levels[-1].index,
                 )
                 break
+            assert step is not None
             levels.append(level)
             ratios.append(ratios[-1] * step)
         coarse = Grid.of(store, levels[-1])

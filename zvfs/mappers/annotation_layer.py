@@ -61,22 +61,24 @@ def annotation_dir(src: AnnotationSource) -> Dir:
         children[f"spatial{k}"] = _spatial_dir(src, k)
     children["by_id"] = Dir(names=lambda: map(str, src.ids()), child=lambda name: _by_id_file(src, name))
     for rel in schema.relationships:
-        children[relationship_key(rel)] = Dir(
-            names=lambda rel=rel: map(str, src.related_ids(rel)),
-            child=lambda name, rel=rel: _related_file(src, rel, name),
-        )
+        children[relationship_key(rel)] = _related_dir(src, rel)
     return Dir(children)
+
+
+def _related_dir(src: AnnotationSource, rel: str) -> Dir:
+    return Dir(names=lambda: map(str, src.related_ids(rel)), child=lambda name: _related_file(src, rel, name))
 
 
 def _spatial_dir(src: AnnotationSource, level: int) -> Dir:
     def child(name: str) -> File | None:
         cell = parse_cell(name, src.schema.rank)
         extent = None if cell is None else src.cell_extent(level, cell)
-        if extent is None:
+        if cell is None or extent is None:
             return None
+        found, (n, vertices) = cell, extent
         return File(
-            lambda: enc.encode_multiple(src.schema, src.cell(level, cell)),
-            lambda: enc.multiple_size(src.schema, *extent),
+            lambda: enc.encode_multiple(src.schema, src.cell(level, found)),
+            lambda: enc.multiple_size(src.schema, n, vertices),
         )
 
     return Dir(names=lambda: ("_".join(map(str, c)) for c in src.cells(level)), child=child)
@@ -85,18 +87,22 @@ def _spatial_dir(src: AnnotationSource, level: int) -> Dir:
 def _by_id_file(src: AnnotationSource, name: str) -> File | None:
     aid = parse_uint(name)
     extent = None if aid is None else src.annotation_extent(aid)
-    if extent is None:
+    if aid is None or extent is None:
         return None
+    found, (related, vertices) = aid, extent
     return File(
-        lambda: enc.encode_single(src.schema, src.annotation(aid)), lambda: enc.single_size(src.schema, *extent)
+        lambda: enc.encode_single(src.schema, src.annotation(found)),
+        lambda: enc.single_size(src.schema, related, vertices),
     )
 
 
 def _related_file(src: AnnotationSource, rel: str, name: str) -> File | None:
     seg = parse_uint(name)
     extent = None if seg is None else src.related_extent(rel, seg)
-    if extent is None:
+    if seg is None or extent is None:
         return None
+    found, (n, vertices) = seg, extent
     return File(
-        lambda: enc.encode_multiple(src.schema, src.related(rel, seg)), lambda: enc.multiple_size(src.schema, *extent)
+        lambda: enc.encode_multiple(src.schema, src.related(rel, found)),
+        lambda: enc.multiple_size(src.schema, n, vertices),
     )

@@ -107,7 +107,7 @@ class ChunkTable:
 
     def find(self, chunk: Cell) -> int | None:
         """The table row of ``chunk`` (None if the level has nothing there)."""
-        if self._low is None:
+        if self._low is None or self._span is None:
             return None
         offset = np.asarray(chunk, np.int64) - self._low
         if (offset < 0).any() or (offset >= self._span).any():

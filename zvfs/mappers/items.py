@@ -161,7 +161,7 @@ class ItemSource(SpatialSource):
         else:
             offsets, members = self.ctx.index.whole("groups/offsets"), self.ctx.index.whole("groups/members")
             g = related - 1
-            rows = self.items_of(members[offsets[g] : offsets[g + 1]]) if 0 <= g < len(offsets) - 1 else []
+            rows = self.items_of(members[offsets[g] : offsets[g + 1]]) if 0 <= g < len(offsets) - 1 else np.zeros(0)
         return np.sort(np.asarray(rows, np.int64)) if len(rows) else None
 
     def related_extent(self, relationship: str, related: int) -> tuple[int, int] | None:

@@ -20,6 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ..cache import Memo
 from ..encoders import meshes as enc
 from ..meshing import simplify
 from ..tree import Dir, File
@@ -43,7 +44,7 @@ class MeshSource:
         self.segments = ctx.segments(0)
         self.transform = ctx.space.to_nanometres()
         self.shown = list(range(len(store.levels))) if only_level is None else [only_level]
-        self._encoded = store.budget.memo(lambda m: len(m.manifest) + len(m.data))
+        self._encoded: Memo[enc.EncodedMesh] = store.budget.memo(lambda m: len(m.manifest) + len(m.data))
 
     @cached_property
     def segment_ids(self) -> np.ndarray:

@@ -79,8 +79,8 @@ class PointSource(SpatialSource):
         chunk = self.base.cells[coarse["cell"][members]] // self.pyramid.ratios[n]
         order = np.lexsort((id_hash(self._coarse_ids(members)), *chunk.T[::-1]))
         members, chunk = members[order], chunk[order]
-        starts = np.flatnonzero(np.concatenate([[True], (np.diff(chunk, axis=0) != 0).any(1)])) if len(chunk) else []
-        starts = np.asarray(starts, np.int64)
+        changes = np.concatenate([[True], (np.diff(chunk, axis=0) != 0).any(1)]) if len(chunk) else np.zeros(0, bool)
+        starts = np.flatnonzero(changes)
         return chunk[starts].reshape(-1, chunk.shape[1]), np.append(starts, len(members)), members
 
     def _coarse_ids(self, members: np.ndarray) -> np.ndarray:
