@@ -77,7 +77,7 @@ def test_changed_store_gets_a_new_index(pyramid_store: Path, tmp_path: Path) -> 
     build_points(store, PointSpec(n=500, seed=9))  # the same path, other content
     with served(store, tmp_path / "log", "--index-dir", str(tmp_path / "idx")) as (_, base):
         assert len(requests.get(base + "annotations/by_id/", timeout=TIMEOUT).json()) == 500
-    assert len(index_dirs(tmp_path / "idx")) == 2
+    assert len(index_dirs(tmp_path / "idx")) == 1, "the old version's index is gone"
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "manifest"])
@@ -143,7 +143,11 @@ def test_index_is_the_same_however_it_is_built(pyramid_store: Path, tmp_path: Pa
             args = ["--workers", "2"]
         zvfs("index", *args, "--index-dir", str(tmp_path / "many"), str(pyramid_store))
     (one,), (many,) = index_dirs(tmp_path / "one"), index_dirs(tmp_path / "many")
-    assert same_tree(one, many)
+
+    def arrays(root: Path) -> dict[str, bytes]:
+        return {rel: data for rel, data in read_files(root).items() if rel != "verified.json"}  # local stamps
+
+    assert arrays(one) == arrays(many) and len(arrays(one)) > 20
 
 
 def test_first_requests_read_no_store_chunk(pyramid_store: Path, exported: Path, tmp_path: Path) -> None:

@@ -158,12 +158,14 @@ class ZVFStore:
                     if name.endswith("/" + METADATA) and "/c/" not in name:
                         yield name.removeprefix(root), fs.cat(name), ""
             return
-        for dirpath, dirnames, filenames in sorted(os.walk(self.path)):
-            dirnames[:] = sorted(d for d in dirnames if d != "c")  # chunk directories hold no metadata
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.path):
+            dirnames[:] = [d for d in dirnames if d != "c"]  # chunk directories hold no metadata
             if METADATA in filenames:
-                path = os.path.join(dirpath, METADATA)
-                with open(path, "rb") as f:
-                    yield os.path.relpath(path, self.path), f.read(), str(os.stat(path).st_mtime_ns)
+                found.append(os.path.join(dirpath, METADATA))
+        for path in sorted(found):
+            with open(path, "rb") as f:
+                yield os.path.relpath(path, self.path), f.read(), str(os.stat(path).st_mtime_ns)
 
 
 class LevelReader:

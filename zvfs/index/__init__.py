@@ -20,7 +20,7 @@ import numpy as np
 from ..cache import Budget, Memo
 from ..store import ZVFStore, open_store
 from . import build as b
-from .files import DiskArray, IndexCorrupt, IndexFiles, Writer, default_root, index_key, locked
+from .files import DiskArray, IndexCorrupt, IndexFiles, Writer, default_root, index_key, locked, prune
 from .pyramid import Pyramid
 from .tasks import Runner
 
@@ -70,6 +70,7 @@ def open_index(store: ZVFStore, budget: Budget, options: IndexOptions) -> StoreI
         build_index(
             store, root, key, Runner(scheduler=options.scheduler, workers=options.workers, progress=options.progress)
         )
+        prune(root, key, store.path)  # earlier versions of the store
         return StoreIndex(store, IndexFiles(path), budget, IndexState.BUILT)
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 FORMAT_VERSION = 1
 MANIFEST = "index.json"
+VERIFIED = "verified.json"
 CRC_BLOCK = 8 * 2**20
 
 
@@ -49,6 +50,24 @@ def index_key(store: str, fingerprint: str) -> str:
     digest = hashlib.sha256(f"{FORMAT_VERSION}\0{store}\0{fingerprint}".encode()).hexdigest()[:24]
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in store.rstrip("/").rsplit("/", 1)[-1])[:40]
     return f"{name}-{digest}"
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, value: object) -> None:
+    """Write ``value`` as ``path`` atomically (a reader sees the old file or the new one); where the
+    directory cannot be written (a shared, read-only index), nothing is written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(value))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def _crc(path: Path) -> int:
@@ -153,7 +172,10 @@ class Writer:
 
 
 class IndexFiles:
-    """A published index, checked against its manifest when opened."""
+    """A published index, checked against its manifest when opened: every array's size always, and
+    its CRC-32 whenever a file's inode, size or modification time differs from when the index was
+    last checked (recorded in :data:`VERIFIED`), so that an index written to since, truncated or
+    damaged is found out, while an unchanged one opens without reading it all."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -168,16 +190,21 @@ class IndexFiles:
             }
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexCorrupt(f"{path}: unreadable index manifest ({exc})") from exc
+        stamps = {}
         for name, spec in self.arrays.items():
             file = path / name
             try:
-                size = file.stat().st_size
+                st = file.stat()
             except OSError as exc:
                 raise IndexCorrupt(f"{file}: missing ({exc})") from exc
-            if size != spec.nbytes:
-                raise IndexCorrupt(f"{file}: {size} bytes, expected {spec.nbytes}")
-            if _crc(file) != spec.crc:
-                raise IndexCorrupt(f"{file}: checksum mismatch")
+            if st.st_size != spec.nbytes:
+                raise IndexCorrupt(f"{file}: {st.st_size} bytes, expected {spec.nbytes}")
+            stamps[name] = [st.st_ino, st.st_size, st.st_mtime_ns]
+        if _read_json(path / VERIFIED) != stamps:  # new, or a file written since it was last checked
+            for name, spec in self.arrays.items():
+                if _crc(path / name) != spec.crc:
+                    raise IndexCorrupt(f"{path / name}: checksum mismatch")
+            _write_json(path / VERIFIED, stamps)
 
     def __contains__(self, name: str) -> bool:
         return name in self.arrays
@@ -235,6 +262,15 @@ class DiskArray:
             else:
                 hi = mid
         return lo
+
+
+def prune(root: Path, key: str, store: str) -> None:
+    """Remove the other indexes of ``store`` under ``root`` (of earlier versions of the store)."""
+    prefix = key.rsplit("-", 1)[0] + "-"
+    for other in root.glob(f"{prefix}*"):
+        meta = _read_json(other / MANIFEST)
+        if other.name != key and isinstance(meta, dict) and meta.get("store") == store:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 @contextlib.contextmanager
