@@ -59,6 +59,16 @@ def _space_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _coordinate_args(p: argparse.ArgumentParser) -> None:
+    _space_args(p)
+    p.add_argument(
+        "--ignore-store-space",
+        action="store_true",
+        help="ignore the store's own coordinate metadata (crs, converter headers): --transform then maps the "
+        "stored coordinates themselves",
+    )
+
+
 def _index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--index-dir",
@@ -70,7 +80,7 @@ def _index_args(p: argparse.ArgumentParser) -> None:
 
 
 def _tree_args(p: argparse.ArgumentParser) -> None:
-    _space_args(p)
+    _coordinate_args(p)
     _index_args(p)
 
 
@@ -81,7 +91,12 @@ def _options(args: argparse.Namespace, progress: bool | None = None) -> dict[str
 
     shown = sys.stderr.isatty() if progress is None else progress
     index = IndexOptions(root=args.index_dir, progress=shown)
-    return {"transform": args.transform, "units": args.units, "index": index}
+    return {
+        "transform": args.transform,
+        "units": args.units,
+        "ignore_store_space": args.ignore_store_space,
+        "index": index,
+    }
 
 
 def _mount(args: argparse.Namespace) -> int:
@@ -141,6 +156,20 @@ def _index(args: argparse.Namespace) -> int:
     for store in stores:
         state, path = ensure_index(store, Budget(args.cache_size), options)
         print(f"{store}: index {'already built' if state is IndexState.FOUND else 'built'} at {path}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import json
+
+    from .describe import as_text, describe
+    from .source import open_space
+    from .store import open_store
+
+    store = open_store(args.store)
+    space = open_space(store, args.transform, args.units, args.ignore_store_space)
+    d = describe(store, space)
+    print(json.dumps(d, indent=2) if args.json else as_text(d))
     return 0
 
 
@@ -236,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _cache_arg(p)
     _tree_args(p)
+
+    p = sub.add_parser("info", help="what a store holds and where zvfs places it, before mounting (metadata only)")
+    p.set_defaults(func=_info)
+    p.add_argument("store", help="ZVF store (path or URL)")
+    p.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    _coordinate_args(p)
 
     p = sub.add_parser("index", help="build a store's index ahead of time (or every store's under a directory)")
     p.set_defaults(func=_index)

@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from .encoders import meshes, numeric, skeletons
+from .encoders import EXTENSION, meshes, numeric, skeletons
 from .encoders.annotations import AnnotationSchema, decode_multiple
 from .errors import StoreError
 from .tree import NotFound, ReadFailed, Tree
@@ -78,7 +78,9 @@ class Box:
     dims: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, lo: Sequence[float], hi: Sequence[float], dimensions: Mapping[str, list]) -> Box:
+    def of(
+        cls, lo: Sequence[float] | np.ndarray, hi: Sequence[float] | np.ndarray, dimensions: Mapping[str, list]
+    ) -> Box:
         return cls(
             {name: (lo[i] * scale, hi[i] * scale, unit) for i, (name, (scale, unit)) in enumerate(dimensions.items())}
         )
@@ -266,37 +268,57 @@ def annotation_shader(info: dict, values: Mapping[str, np.ndarray] | None) -> st
 
 
 def annotation_layer(tree: Tree, path: str, info: dict) -> Layer:
+    """An annotation layer; where zvfs wrote the files in stored coordinates (a rotation), the info
+    carries the rest of the affine, which becomes the layer's source transform."""
     state: dict = {"type": "annotation"}
     shader = annotation_shader(info, property_values(tree, path, info))
     if shader:
         state["shader"] = shader
-    box = Box.of(info["lower_bound"], info["upper_bound"], info["dimensions"])
-    return Layer(state, box, dict(info["dimensions"]))
+    lower, upper = np.asarray(info["lower_bound"], np.float64), np.asarray(info["upper_bound"], np.float64)
+    extension = info.get(EXTENSION) or {}
+    if "transform" not in extension:
+        return Layer(state, Box.of(lower, upper, info["dimensions"]), dict(info["dimensions"]))
+    matrix = np.asarray(extension["transform"], np.float64)
+    output = dict(extension["output_dimensions"])
+    state["source_transform"] = {"matrix": matrix.tolist(), "outputDimensions": output}
+    corners = np.asarray(np.meshgrid(*zip(lower, upper, strict=True), indexing="ij")).reshape(len(lower), -1).T
+    moved = corners @ matrix[:, :-1].T + matrix[:, -1]
+    return Layer(state, Box.of(moved.min(0), moved.max(0), output), output)
 
 
 # -- skeletons and meshes ----------------------------------------------------------------------
 
 
 def skeleton_shader(info: dict, attributes: Mapping[str, np.ndarray]) -> str | None:
-    """Colour by an SWC-type-like attribute (soma, axon, dendrites), else the first attribute."""
-    single = [a["id"] for a in info.get("vertex_attributes", []) if a["num_components"] == 1]
+    """Colour by direction where zvfs gave the skeletons one (streamlines: |x| red, |y| green, |z|
+    blue, as tractography viewers do), with a checkbox back to the store's attributes: an SWC-type-
+    like attribute (soma, axon, dendrites), else the first attribute."""
+    direction = (info.get(EXTENSION) or {}).get("direction")
+    single = [a["id"] for a in info.get("vertex_attributes", []) if a["num_components"] == 1 and a["id"] != direction]
     swc = [
         i
         for i in single
         if SWC_LIKE.search(i) and i in attributes and np.array_equal(attributes[i], np.round(attributes[i]))
     ]
+    controls, body = "", ""
     if swc:
-        return f"{SWC_COLOURS}void main() {{\n  emitRGB(swcColour({swc[0]}));\n}}\n"
-    if not single:
+        controls, body = SWC_COLOURS, f"emitRGB(swcColour({swc[0]}));"
+    elif single:
+        name = single[0]
+        lo, hi = value_range(attributes.get(name)) or [0.0, 1.0]
+        controls = (
+            f"#uicontrol float {name}_min slider(min={lo}, max={hi}, default={lo})\n"
+            f"#uicontrol float {name}_max slider(min={lo}, max={hi}, default={hi})\n"
+        )
+        body = f"emitRGB(colormapJet(clamp(({name} - {name}_min) / max({name}_max - {name}_min, 1e-20), 0.0, 1.0)));"
+    if direction:
+        toggle = "#uicontrol bool direction_colours checkbox(default=true)\n"
+        otherwise = f" else {{\n    {body}\n  }}" if body else ""
+        body = f"if (direction_colours) {{\n    emitRGB(abs({direction}));\n  }}{otherwise}"
+        controls = toggle + controls
+    if not body:
         return None
-    name = single[0]
-    lo, hi = value_range(attributes.get(name)) or [0.0, 1.0]
-    return (
-        f"#uicontrol float {name}_min slider(min={lo}, max={hi}, default={lo})\n"
-        f"#uicontrol float {name}_max slider(min={lo}, max={hi}, default={hi})\n"
-        f"void main() {{\n  emitRGB(colormapJet(clamp(({name} - {name}_min) / "
-        f"max({name}_max - {name}_min, 1e-20), 0.0, 1.0)));\n}}\n"
-    )
+    return f"{controls}void main() {{\n  {body}\n}}\n"
 
 
 def skeleton_layer(tree: Tree, path: str, info: dict, ids: list[str]) -> Layer:
@@ -375,9 +397,11 @@ def tree_layers(source: Source) -> list[Layer]:
                 layer = Layer({}, Box())
             if isinstance(info, dict) and info["@type"] == ANNOTATIONS and hide_annotations:
                 layer.state["visible"] = False
+            url = f"precomputed://{source.url}{quote(path)}"
+            transform = layer.state.pop("source_transform", None)
             layer.state = {
                 "name": f"{source.name}/{path}",
-                "source": f"precomputed://{source.url}{quote(path)}",
+                "source": url if transform is None else {"url": url, "transform": transform},
                 **layer.state,
             }
             layers.append(layer)

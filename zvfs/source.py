@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
+
+from numpy.typing import ArrayLike
 
 from .cache import Budget
 from .forest import StoreForest
@@ -11,7 +14,7 @@ from .index import IndexOptions, open_index
 from .mappers import check_supported, map_store
 from .mappers.common import Context
 from .space import Space, parse_affine, parse_units
-from .store import StoreError, is_zvf_store, open_store
+from .store import StoreError, ZVFStore, is_zvf_store, open_store
 from .tree import DEFAULT_CACHE_BYTES, DirectoryTree, Tree, VirtualTree
 
 
@@ -19,25 +22,38 @@ def open_context(
     path: str,
     budget: Budget | None = None,
     *,
-    transform: str | None = None,
-    units: str | None = None,
+    transform: str | ArrayLike | None = None,
+    units: str | Sequence[str] | None = None,
+    ignore_store_space: bool = False,
     index: IndexOptions | None = None,
 ) -> Context:
-    """What a store's mappers work from: the store opened read-only, the space its tree is written
-    in (``transform`` and ``units`` as given on the command line, see :mod:`zvfs.space`) and its
-    index, opened or built first as ``index`` says (raises :class:`StoreError` with a one-line
-    reason)."""
+    """What a store's mappers work from: the store opened read-only, the physical space its tree
+    is written in (the store's own coordinate chain, then ``transform`` and ``units`` as on the
+    command line, see :mod:`zvfs.space`) and its index, opened or built first as ``index`` says
+    (raises :class:`StoreError` with a one-line reason)."""
     budget = budget or Budget(DEFAULT_CACHE_BYTES)
     store = open_store(path, budget)
     check_supported(store)
+    space = open_space(store, transform, units, ignore_store_space)
+    return Context(store, open_index(store, budget, index or IndexOptions()), space)
+
+
+def open_space(
+    store: ZVFStore,
+    transform: str | ArrayLike | None = None,
+    units: str | Sequence[str] | None = None,
+    ignore_store_space: bool = False,
+) -> Space:
+    """The physical space of a store's tree: its coordinate chain, then ``transform`` and ``units``."""
     rank = len(store.axes)
-    space = Space.of(
+    return Space.of(
         store.axes,
         store.path,
         None if transform is None else parse_affine(transform, rank),
         None if units is None else parse_units(units, rank),
+        coordinates=store.coordinates,
+        ignore_store=ignore_store_space,
     )
-    return Context(store, open_index(store, budget, index or IndexOptions()), space)
 
 
 def open_virtual_tree(

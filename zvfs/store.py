@@ -16,14 +16,17 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import fsspec
 import numpy as np
+import zarr
 import zarr_vectors as zv
 from zarr_vectors import building as zb
 from zarr_vectors.core.arrays import object_ids_for_rows
 
 from .cache import Budget, Memo
+from .coordinates import StoreCoordinates
 from .errors import StoreError
 from .units import Axis
 
@@ -118,6 +121,27 @@ class ZVFStore:
     @cached_property
     def axes(self) -> tuple[Axis, ...]:
         return tuple(Axis(str(a.get("name", f"d{i}")), str(a.get("unit") or "")) for i, a in enumerate(self._ds.axes))
+
+    @cached_property
+    def coordinates(self) -> StoreCoordinates:
+        """Every coordinate statement the store's metadata makes (resolved by :mod:`zvfs.coordinates`)."""
+        root = zarr.open_group(self.path, mode="r")
+        attrs: dict[str, Any] = dict(root.attrs)
+        zvattrs = attrs.get("zarr_vectors") or {}
+        datasets = ((attrs.get("multiscales") or [{}])[0] or {}).get("datasets") or [{}]
+        headers = root.get("headers")
+        trk = dict(headers["trk"].attrs) if isinstance(headers, zarr.Group) and "trk" in headers else None
+        base = self.levels[0]
+        return StoreCoordinates(
+            rank=len(self.axes),
+            units=tuple(a.unit for a in self.axes),
+            crs=zvattrs.get("crs"),
+            trk=trk,
+            level0=tuple(datasets[0].get("coordinateTransformations") or ()),
+            offset=zvattrs.get("coordinate_offset"),
+            bin_shape=tuple(base.bin_shape.tolist()),
+            chunk_shape=tuple(base.chunk_shape.tolist()),
+        )
 
     @cached_property
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -244,6 +268,12 @@ class LevelReader:
             unit=str(meta.get("unit") or ""),
             description=str(meta.get("description") or ""),
         )
+
+    @cached_property
+    def vertex_count(self) -> int:
+        """Rows of the level, as its metadata says (at coarse levels: metavertices)."""
+        with self._lock:
+            return int(self._level.vertex_count)
 
     @cached_property
     def object_count(self) -> int:

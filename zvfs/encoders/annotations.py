@@ -202,7 +202,9 @@ def _decode_records(schema: AnnotationSchema, data: bytes, n: int, offset: int) 
         words = np.frombuffer(data, "<u4", (at - offset) // 4, offset)
         _, _, vertex_words, property_words = _polyline_words(schema, counts)
         geometry = words[vertex_words].view("<f4").reshape(-1, schema.rank)
-        block, end = words[property_words].copy().view(schema.property_dtype).reshape(n), at
+        block, end = np.zeros(n, schema.property_dtype), at
+        if block.itemsize:
+            block = words[property_words].copy().view(schema.property_dtype).reshape(n)
     props = {p.id: np.asarray(block[p.id]) for p in schema.ordered_properties}
     return Annotations(geometry, props, np.zeros(n, np.uint64), counts), end
 

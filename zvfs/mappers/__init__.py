@@ -16,53 +16,29 @@ from .meshes import MeshSource, legacy_dir, multilod_dir
 from .points import PointSource
 from .skeletons import SkeletonSource, skeleton_dir
 
-Layers = dict[str, Dir]
+Layer = Callable[[Context, "int | None"], "Dir | None"]  # the layer's directory, for every level or one pinned
 
 
-def _point_cloud(ctx: Context, level: int | None) -> Layers:
-    return {"annotations": annotation_dir(PointSource(ctx, level))}
+def _skeletons(ctx: Context, level: int | None) -> Dir:
+    return skeleton_dir(SkeletonSource(ctx, level or 0))
 
 
-def _line(ctx: Context, level: int | None) -> Layers:
-    return {"annotations": annotation_dir(ObjectItems(ctx, "line", level))}
-
-
-def _polyline(ctx: Context, level: int | None) -> Layers:
-    return {
-        "annotations": annotation_dir(ObjectItems(ctx, "polyline", level)),
-        "skeletons": skeleton_dir(SkeletonSource(ctx, level or 0)),
-    }
-
-
-def _graph(ctx: Context, level: int | None) -> Layers:
-    return {
-        "annotations": annotation_dir(EdgeItems(ctx, level)),
-        "skeletons": skeleton_dir(SkeletonSource(ctx, level or 0)),
-    }
-
-
-def _skeleton(ctx: Context, level: int | None) -> Layers:
-    return {"skeletons": skeleton_dir(SkeletonSource(ctx, level or 0))}
-
-
-def _mesh(ctx: Context, level: int | None) -> Layers:
-    src = MeshSource(ctx, level)
-    return (
-        {"meshes": multilod_dir(src)}
-        if level is not None
-        else {"meshes": multilod_dir(src), "legacy_meshes": legacy_dir(src)}
-    )
-
-
-MAPPERS: dict[str, Callable[[Context, int | None], Layers]] = {
-    "point_cloud": _point_cloud,
-    "line": _line,
-    "polyline": _polyline,
-    "streamline": _polyline,
-    "graph": _graph,
-    "skeleton": _skeleton,
-    "mesh": _mesh,
+# geometry type -> its layers (directory names, in the tree's order) and how each is made
+MAPPERS: dict[str, dict[str, Layer]] = {
+    "point_cloud": {"annotations": lambda ctx, level: annotation_dir(PointSource(ctx, level))},
+    "line": {"annotations": lambda ctx, level: annotation_dir(ObjectItems(ctx, "line", level))},
+    "polyline": {
+        "annotations": lambda ctx, level: annotation_dir(ObjectItems(ctx, "polyline", level)),
+        "skeletons": _skeletons,
+    },
+    "graph": {"annotations": lambda ctx, level: annotation_dir(EdgeItems(ctx, level)), "skeletons": _skeletons},
+    "skeleton": {"skeletons": _skeletons},
+    "mesh": {
+        "meshes": lambda ctx, level: multilod_dir(MeshSource(ctx, level)),
+        "legacy_meshes": lambda ctx, level: legacy_dir(MeshSource(ctx, None)) if level is None else None,
+    },
 }
+MAPPERS["streamline"] = MAPPERS["polyline"]
 
 
 def check_supported(store: ZVFStore) -> None:
@@ -77,11 +53,15 @@ def map_store(ctx: Context) -> Dir:
     """The root directory of a store's precomputed tree: its layers, and with a pyramid
     ``levels/N/`` holding the layers of pyramid level N alone (a pinned level of detail)."""
     check_supported(ctx.store)
-    mapper = MAPPERS[ctx.store.kind]
-    layers: dict = mapper(ctx, None)
+    layers = MAPPERS[ctx.store.kind]
+
+    def made(level: int | None) -> dict[str, Dir]:
+        return {name: d for name, make in layers.items() if (d := make(ctx, level)) is not None}
+
+    root: dict[str, Dir] = made(None)
     depth = ctx.index.pyramid.depth
     if depth > 1:
         names = [str(n) for n in range(depth)]
-        level_dir = cache(lambda name: Dir(mapper(ctx, int(name))))
-        layers["levels"] = Dir(names=lambda: iter(names), child=lambda name: level_dir(name) if name in names else None)
-    return Dir(layers)
+        level_dir = cache(lambda name: Dir(made(int(name))))
+        root["levels"] = Dir(names=lambda: iter(names), child=lambda name: level_dir(name) if name in names else None)
+    return Dir(root)

@@ -50,7 +50,7 @@ class EdgeItems(ItemSource):
         where = index.level(0).cells
         ends = [[self.level.cell(tuple(where[c].tolist())).positions[r] for c, r in zip(cs, rs, strict=True)]
                 for cs, rs in zip(cells.tolist(), rows.tolist(), strict=True)]  # fmt: skip
-        geometry = self.ctx.space.points(np.asarray(ends, np.float32).reshape(-1, self.schema.rank))
+        geometry = self.ctx.space.frame.points(np.asarray(ends, np.float32).reshape(-1, self.schema.rank))
         geometry = geometry.reshape(len(items), -1)
         props = {c.prop.id: c.values({k: v[items] for k, v in self._edge_values.items()}) for c in self.edge_columns}
         if self.object_cols:

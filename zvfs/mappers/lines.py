@@ -44,7 +44,7 @@ class ObjectItems(ItemSource):
         oids = self.objects.ids[items]
         geoms = self.objects.geometries(oids.tolist())
         props = self.object_properties(self.object_cols, oids)
-        space = self.ctx.space
+        space = self.ctx.space.frame
         if self.is_line:
             for o, g in zip(oids, geoms, strict=True):
                 if len(g.positions) != 2:

@@ -132,7 +132,7 @@ class PointSource(SpatialSource):
             if self.schema.relationships:
                 assert self.segments is not None
                 related = [[np.asarray([s], np.uint64)] for s in self.segments.of(owners)]
-        return enc.Annotations(self.ctx.space.points(positions), props, ids.astype(np.uint64), related=related)
+        return enc.Annotations(self.ctx.space.frame.points(positions), props, ids.astype(np.uint64), related=related)
 
     def _cell_batch(self, cell: int, rows: np.ndarray) -> enc.Annotations:
         """Annotations for some rows of one level-0 cell (read from the store)."""

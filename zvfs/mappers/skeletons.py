@@ -5,7 +5,10 @@ else object id + 1). Edges: skeletons use their [child, parent] tree (parent = p
 a stored fragment, overridden by explicit link records); graphs their explicit edges; polylines and
 streamlines join consecutive vertices (an unbranched skeleton). Every numeric per-vertex attribute
 becomes a float32 vertex attribute (the only type the client renders); more than 4 channels are
-split. ``transform`` maps store coordinates to nanometres (units and ``--transform``).
+split. Polylines and streamlines also carry ``direction``, each vertex's unit direction in the
+physical space (after the transform), for the direction-encoded colours of tractography viewers
+(a store attribute of that name keeps it; the generated one is then ``direction_2``). ``transform``
+maps store coordinates to nanometres (the coordinate chain, units, ``--transform``).
 ``segment_properties/`` lists every object.
 """
 
@@ -15,6 +18,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ..encoders import EXTENSION
 from ..encoders import skeletons as enc
 from ..objects import ObjectTable
 from ..properties import unique_id
@@ -23,6 +27,19 @@ from .common import Context, parse_uint
 from .segments import PROPERTIES_DIR, segment_layer_dir
 
 MAX_COMPONENTS = 4
+PATH_KINDS = ("polyline", "streamline")
+DIRECTION = "direction"
+
+
+def directions(path: np.ndarray) -> np.ndarray:
+    """Unit direction (N, 3) float32 of a path at each of its vertices, in the space of ``path``: the
+    central difference inside, one-sided at the ends; zero where the path does not move."""
+    p = np.asarray(path, np.float64)
+    if len(p) < 2:
+        return np.zeros((len(p), 3), np.float32)
+    step = np.gradient(p, axis=0)
+    norm = np.linalg.norm(step, axis=1, keepdims=True)
+    return np.divide(step, norm, out=np.zeros_like(step), where=norm > 0).astype(np.float32)
 
 
 class SkeletonSource:
@@ -47,13 +64,19 @@ class SkeletonSource:
                 spec = enc.VertexAttribute(unique_id(name, taken), "float32", width)
                 spec.check()
                 self.attributes.append((spec, a.name, slice(start, start + width)))
+        self.direction = None
+        if self.kind in PATH_KINDS:  # after the store's own attributes, so that they keep their names
+            self.direction = enc.VertexAttribute(unique_id(DIRECTION, taken), "float32", 3)
 
     @property
     def spec(self) -> list[enc.VertexAttribute]:
-        return [s for s, _, _ in self.attributes]
+        return [s for s, _, _ in self.attributes] + ([self.direction] if self.direction else [])
 
     def info(self) -> dict:
-        return enc.info(self.spec, transform=self.ctx.space.to_nanometres(), segment_properties=PROPERTIES_DIR)
+        out = enc.info(self.spec, transform=self.ctx.space.to_nanometres(), segment_properties=PROPERTIES_DIR)
+        if self.direction is not None:
+            out[EXTENSION] = {"direction": self.direction.id}
+        return out
 
     def edges(self, oid: int) -> np.ndarray:
         """(E, 2) object-local edges, from the object's shape alone where the level has it (no vertex
@@ -102,6 +125,8 @@ class SkeletonSource:
         for spec, name, channels in self.attributes:
             column = np.asarray(g.attributes[name], np.float64).reshape(len(g.positions), -1)[:, channels]
             values[spec.id] = column.astype(np.float32)
+        if self.direction is not None:
+            values[self.direction.id] = directions(self.ctx.space.points(g.positions))
         return enc.encode(g.positions, self.edges(oid), values, self.spec)
 
     @cached_property

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import replace
 from functools import cached_property
 
 import numpy as np
 
+from ..encoders import EXTENSION
 from ..encoders import annotations as enc
 from ..errors import StoreError
 from ..properties import Column, columns
 from ..store import Cell
+from ..units import dimensions
 from .annotation_layer import relationship_key
 from .common import ChunkTable, Context
 
@@ -33,7 +34,6 @@ class SpatialSource(ABC):
         self.ctx = ctx
         self.store = ctx.store
         self.level = ctx.store.levels[0]
-        ctx.space.check_axis_aligned("annotation layers")
         self.pyramid = ctx.index.pyramid
         self.grid = self.pyramid.grids[0]
         self.shown = list(range(self.pyramid.depth)) if only_level is None else [only_level]
@@ -73,14 +73,14 @@ class SpatialSource(ABC):
 
     # -- AnnotationSource
     def info(self) -> dict:
-        space = self.ctx.space
-        lower, upper = space.points(np.asarray([self.grid.lower, self.grid.upper]))
-        levels = [
-            replace(level, chunk_size=tuple(space.lengths(level.chunk_size).tolist()))
-            for level in self.spatial_levels()
-        ]
+        frame = self.ctx.space.frame
+        _, _, lower, upper = frame.grid(self.grid.shape, self.grid.chunk, self.grid.lower)
         keys = {r: relationship_key(r) for r in self.schema.relationships}
-        return enc.info(self.schema, space.dimensions(), lower, upper, levels, keys)
+        dims = dimensions(frame.axes, self.store.path)
+        out = enc.info(self.schema, dims, lower, upper, self.spatial_levels(), keys)
+        if frame.viewer is not None:  # a rotation: the viewer applies it (zvfs link and view do)
+            out[EXTENSION] = {"transform": frame.viewer.tolist(), "output_dimensions": self.ctx.space.dimensions()}
+        return out
 
     @property
     def spatial_depth(self) -> int:
@@ -94,17 +94,20 @@ class SpatialSource(ABC):
         for spatial in range(len(self.shown)):
             k = self._level(spatial)
             grid = self.pyramid.grids[k]
-            out.append(enc.SpatialLevel(f"spatial{spatial}", grid.shape, grid.chunk, self.chunk_table(k).limit))
+            shape, chunk, _, _ = self.ctx.space.frame.grid(grid.shape, grid.chunk, grid.lower)
+            out.append(enc.SpatialLevel(f"spatial{spatial}", shape, chunk, self.chunk_table(k).limit))
         return out
 
     def cells(self, level: int) -> Iterable[Cell]:
         k = self._level(level)
+        grid, frame = self.pyramid.grids[k], self.ctx.space.frame
         table = self.chunk_table(k)
-        return (self.pyramid.grids[k].to_spatial(tuple(c)) for c in table.chunks[table.counts != 0].tolist())
+        return (frame.cell(grid.to_spatial(tuple(c)), grid.shape) for c in table.chunks[table.counts != 0].tolist())
 
     def _find(self, level: int, cell: Cell) -> tuple[int, int] | None:
         k = self._level(level)
-        chunk = self.pyramid.grids[k].to_zvf(cell)
+        grid = self.pyramid.grids[k]
+        chunk = grid.to_zvf(self.ctx.space.frame.stored_cell(cell, grid.shape))
         row = None if chunk is None else self.chunk_table(k).find(chunk)
         return None if row is None or self.chunk_table(k).counts[row] == 0 else (k, row)
 
