@@ -301,3 +301,145 @@ def test_missing_annotation_cells_show_only_as_no_pixels(browser, stores, tmp_pa
     with viewed([copy], tmp_path / "view.log") as (_, url):
         v = check(browser, url)["copy/annotations"]
     assert v.failures() == {"fetch", "pixels"}
+
+
+# -- tracts over their anatomy ---------------------------------------------------------------------
+
+BRIGHT = 1000.0
+# (physical metres of each model point) through a layer's loaded source transform, as the client renders it:
+# the linear part scaled by input scale / output scale, then in the output dimensions' units
+MODEL_TO_PHYSICAL_JS = """({name, points}) => {
+  const t = window.viewer.layerManager.getLayerByName(name).layer.dataSources[0].loadState.transform.value;
+  const r = t.rank, m = t.transform, inS = t.inputSpace.scales, outS = t.outputSpace.scales;
+  return {names: t.outputSpace.names, points: points.map(p => outS.map((s, o) => {
+    let v = m[r * (r + 1) + o];
+    for (let i = 0; i < r; ++i) v += m[i * (r + 1) + o] * p[i] * inS[i] / s;
+    return v * s;
+  }))};
+}"""
+# the image layer's voxel value at physical positions (metres, by dimension name), as its side panel shows it
+VALUES_JS = """({name, names, positions}) => {
+  const v = window.viewer, space = v.coordinateSpace.value;
+  const layer = v.layerManager.getLayerByName(name).layer;
+  return positions.map(p => {
+    const g = new Float32Array(space.rank);
+    names.forEach((n, i) => { g[space.names.indexOf(n)] = p[i] / space.scales[space.names.indexOf(n)]; });
+    const value = layer.getValueAt(g, {pickedRenderLayer: null});
+    return value == null ? null : Number(value);
+  });
+}"""
+
+
+def phantom(dims: np.ndarray) -> np.ndarray:
+    """A brain-like "T1": grey matter shell, white matter, ventricles, in an ellipsoid (float32)."""
+    x, y, z = np.meshgrid(*(np.linspace(-1, 1, d) for d in dims), indexing="ij")
+    r = np.sqrt(x**2 + y**2 + z**2)
+    data = np.where(r < 0.95, np.where(r > 0.75, 170.0, 120.0 + 15 * np.cos(4 * x) * np.cos(3 * y)), 0.0)
+    data[(np.abs(x) < 0.12) & (np.abs(y) < 0.35) & (np.abs(z) < 0.25)] = 40.0
+    return data.astype(np.float32)
+
+
+def bundles(dims: np.ndarray, seed: int = 3) -> list[np.ndarray]:
+    """Streamlines in voxel indices the way tractography draws them: left-right arcs over the ventricles,
+    superior-inferior and anterior-posterior bundles in each hemisphere (float64, 40 points each)."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, 40)
+    out = []
+    for _ in range(30):  # arcs from hemisphere to hemisphere
+        y, h = rng.uniform(0.3, 0.7), rng.uniform(0.15, 0.25)
+        out.append(np.stack([0.2 + 0.6 * t, np.full_like(t, y), 0.45 - h * np.sin(np.pi * t)], 1))
+    for side in (0.3, 0.7):
+        for _ in range(15):  # superior-inferior, bending outwards
+            x0, y0 = side + rng.normal(0, 0.02), 0.5 + rng.normal(0, 0.05)
+            out.append(np.stack([x0 + (side - 0.5) * 0.3 * t**2, y0 + 0 * t, 0.1 + 0.75 * t], 1))
+            out.append(np.stack([x0 + 0 * t, 0.15 + 0.7 * t, 0.45 + 0.1 * np.sin(np.pi * t) + rng.normal(0, 0.01)], 1))
+    return [np.clip(line + rng.normal(0, 0.004, line.shape), 0, 1) * (dims - 1) for line in out]
+
+
+def anatomy(root: Path, frame_name: str, qform: bool) -> tuple[Path, Path, np.ndarray, list[np.ndarray]]:
+    """A NIfTI "T1" with bright voxels and a TRK tractogram tracked on it whose first streamlines pass
+    exactly through the bright voxels' centres, converted by zvtools. Returns (store, image, vox_to_ras,
+    bright voxel centres in RAS+ mm)."""
+    import nibabel as nib
+    from ecosystem import TRK_CASES, convert, write_trk
+
+    frame = TRK_CASES[frame_name]
+    a = np.asarray(frame.vox_to_ras, float)
+    dims = np.asarray(frame.dimensions)
+    data = phantom(dims)
+    voxels = [dims // 2 + [3, 5, 2], dims // 3, (dims * 2) // 3]
+    for v in voxels:
+        data[tuple(v)] = BRIGHT
+    image = nib.Nifti1Image(data, a)
+    if qform:
+        image.set_qform(a, code=1)
+    image.header.set_xyzt_units("mm")
+    nib.save(image, root / f"{frame_name}_t1.nii.gz")
+    centres = [a[:3, :3] @ v + a[:3, 3] for v in voxels]
+    through = [c + np.outer(np.arange(-3, 4), [0.7, -0.4, 0.5]) for c in centres]  # vertex 3 at the centre
+    tracts = [line @ a[:3, :3].T + a[:3, 3] for line in bundles(dims)]
+    src = write_trk(
+        root / f"{frame_name}.trk",
+        [*through, *tracts],
+        voxel_sizes=frame.voxel_sizes,
+        dimensions=frame.dimensions,
+        vox_to_ras=a,
+        voxel_order=frame.voxel_order,
+    )
+    return convert(src, root / f"{frame_name}.zarrvectors"), root / f"{frame_name}_t1.nii.gz", a, centres
+
+
+@pytest.mark.parametrize(("frame", "qform"), [("lps", True), ("aniso_oblique", False)])
+def test_streamlines_meet_the_voxels_they_were_tracked_through(browser, tmp_path, frame, qform):
+    """``zvfs view TRACTS --image T1``: each streamline vertex placed at a bright voxel's centre (by
+    nibabel) is where the client shows that voxel, within a third of a voxel each way; the image is
+    placed by its sform (qform left unset in the oblique case) with voxel centres where NIfTI puts them."""
+    from neuroglancer import read_precomputed_annotations
+
+    store, t1, a, centres = anatomy(tmp_path, frame, qform)
+    with viewed([store], tmp_path / "view.log", "--image", str(t1)) as (_, url):
+        base = url.split("/v/")[0]
+        reader = read_precomputed_annotations.AnnotationReader(f"{base}/{store.stem}/annotations/")
+        model = [np.asarray(reader.by_id[k + 1].points)[3].tolist() for k in range(len(centres))]
+        context = browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(SETTLE_MS)
+        try:
+            page = context.new_page()
+            page.goto(url)
+            page.wait_for_function("window.viewer && window.viewer.layerManager.managedLayers.length > 1")
+            names = [name for name, _, _ in page.evaluate(LAYERS_JS)]
+            assert names[0] == f"{frame}_t1"  # the image first, beneath the vector layers
+            page.evaluate("() => window.viewer.layout.restoreState('xy')")
+            page.evaluate(ISOLATE_JS, names[0])
+            settled = page.evaluate(SETTLE_JS, {"name": names[0], "timeout": SETTLE_MS})
+            assert not settled["errors"] and not settled["failed"], settled
+            page.evaluate(SETTLE_JS, {"name": f"{store.stem}/annotations", "timeout": SETTLE_MS})
+            placed = page.evaluate(MODEL_TO_PHYSICAL_JS, {"name": f"{store.stem}/annotations", "points": model})
+            vertices = np.asarray(placed["points"])
+            np.testing.assert_allclose(vertices * 1e3, centres, rtol=0, atol=1e-3)  # metres -> mm, 1 µm
+            # around each vertex, a third of a voxel along each voxel axis: still the bright voxel; 1.5 voxels off: not
+            steps = [np.zeros(3), *(s * a[:3, k] / 3 for k in range(3) for s in (-1, 1))]
+            probes = [(v + step * 1e-3).tolist() for v in vertices for step in steps]
+            outside = [(v + 1.5 * a[:3, 0] * 1e-3).tolist() for v in vertices]
+            values = page.evaluate(VALUES_JS, {"name": names[0], "names": placed["names"], "positions": probes})
+            assert values == [BRIGHT] * len(probes), values
+            values = page.evaluate(VALUES_JS, {"name": names[0], "names": placed["names"], "positions": outside})
+            assert BRIGHT not in values and None not in values, values
+            if frame == "lps":
+                save_anatomy_shot(page, names)
+        finally:
+            context.close()
+
+
+def save_anatomy_shot(page, names: list[str]) -> None:
+    """The default view (image slices beneath direction-coloured tracts) for the README, with
+    ``ZVFS_DOCS_IMAGES=DIR``."""
+    docs = os.environ.get("ZVFS_DOCS_IMAGES")
+    if not docs:
+        return
+    page.evaluate("() => { window.viewer.layout.restoreState('xy-3d'); window.viewer.projectionScale.value /= 1.7; }")
+    page.evaluate("(names) => { for (const l of window.viewer.layerManager.managedLayers) "
+                  "l.setVisible(!l.name.endsWith('/annotations')); }", names)  # fmt: skip
+    page.evaluate(SETTLE_JS, {"name": None, "timeout": SETTLE_MS})
+    _, png = page.evaluate(PIXELS_JS)
+    Path(docs, "anatomy.png").write_bytes(base64.b64decode(png.split(",", 1)[1]))

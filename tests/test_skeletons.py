@@ -99,7 +99,7 @@ def test_streamlines_as_unbranched_skeletons(skeletons, stores) -> None:
     info, _, get = skeletons("streamline")
     level = zv.open(str(stores["paths"]["streamline"])).level(0)
     _, vertex = stores["streamline"]
-    assert [a["id"] for a in info["vertex_attributes"]] == ["fa", "label"]
+    assert [a["id"] for a in info["vertex_attributes"]] == ["fa", "label", "direction"]
     for oid in level.objects.ids():
         whole = level.objects[int(oid)]
         s = get(int(oid) + 1)

@@ -71,7 +71,7 @@ def test_canary_multichannel_vertex_attributes_dropped(tmp_path: Path) -> None:
     from cloudvolume import Skeleton
 
     info = json.loads(tree.read("skeletons/info"))
-    assert info["vertex_attributes"] == [{"id": "rgb", "data_type": "float32", "num_components": 3}]
+    assert info["vertex_attributes"][0] == {"id": "rgb", "data_type": "float32", "num_components": 3}
     skel = Skeleton.from_precomputed(tree.read("skeletons/1"), segid=1, vertex_attributes=info["vertex_attributes"])
     np.testing.assert_array_equal(skel.rgb, rgb[0].astype(np.float32))
 

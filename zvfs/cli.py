@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from .errors import StoreError, UsageError
-from .tree import DEFAULT_CACHE_BYTES, ReadFailed
+from .tree import DEFAULT_CACHE_BYTES, ReadFailed, Tree
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*$")
 
@@ -39,7 +39,7 @@ def _cache_arg(p: argparse.ArgumentParser) -> None:
         type=parse_size,
         default=DEFAULT_CACHE_BYTES,
         metavar="SIZE",
-        help="bound on cached encoded files and decoded chunks (default 512M)",
+        help="one memory budget for every cache: encoded files, decoded chunks, tables, index arrays (default 512M)",
     )
 
 
@@ -76,6 +76,17 @@ def _index_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="where store indexes are kept (default $ZVFS_INDEX_DIR, else ~/.cache/zvfs/index); the store is "
         "never written",
+    )
+
+
+def _image_args(p: argparse.ArgumentParser, served: str) -> None:
+    p.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="a reference image beneath the vector layers (repeatable): a NIfTI file or OME-Zarr/N5/precomputed "
+        f"directory ({served}), or a URL: nifti://, zarr://, precomputed://, n5://",
     )
 
 
@@ -122,9 +133,11 @@ def _umount(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from .frontends import http
+    from .images import parse_images, with_images
     from .source import open_tree
 
-    return http.serve(open_tree(args.source, args.cache_size, **_options(args)), port=args.port, bind=args.bind)
+    tree = with_images(open_tree(args.source, args.cache_size, **_options(args)), parse_images(args.image))
+    return http.serve(tree, port=args.port, bind=args.bind)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -184,11 +197,12 @@ def _link(args: argparse.Namespace) -> int:
     import json
 
     from . import link
+    from .images import image_layer, parse_images
     from .source import open_tree
 
     base = args.base_url if args.base_url.endswith("/") else args.base_url + "/"
     source = link.Source(link.source_name(args.source), open_tree(args.source, **_options(args)), base)
-    state = link.build_state([source])
+    state = link.build_state([source], [image_layer(image, base) for image in parse_images(args.image)])
     print(json.dumps(state, indent=2))
     print(link.state_url(state, args.viewer or link.DEFAULT_VIEWER))
     return 0
@@ -197,12 +211,14 @@ def _link(args: argparse.Namespace) -> int:
 def _view(args: argparse.Namespace) -> int:
     from . import link
     from .frontends import view
+    from .images import IMAGES_DIR, image_tree, parse_images
     from .source import open_tree
     from .tree import MultiTree
 
     view.client_dir()  # fail before opening stores when the client is not installed
-    trees = {}
-    for name, path in link.unique_names(args.sources).items():
+    images = parse_images(args.image)
+    trees: dict[str, Tree] = {}
+    for name, path in link.unique_names(args.sources, taken=[IMAGES_DIR]).items():
         try:
             trees[name] = open_tree(path, args.cache_size, **_options(args))
         except StoreError as exc:  # the other stores are still worth showing
@@ -211,9 +227,10 @@ def _view(args: argparse.Namespace) -> int:
             print(f"zvfs: error: {exc} (not shown)", file=sys.stderr)
     if not trees:
         raise UsageError("none of the stores could be opened")
+    served = image_tree(images)
     return view.serve(
-        MultiTree(trees),
-        lambda base: link.union_state(trees, base),
+        MultiTree(trees if served is None else {**trees, IMAGES_DIR: served}),
+        lambda base: link.union_state(trees, base, images),
         port=args.port,
         bind=args.bind,
         browse=not args.no_browser,
@@ -248,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="STORE_OR_DIR")
     p.add_argument("--port", type=int, default=9123, help="TCP port (default 9123; 0 picks a free one)")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    _image_args(p, "served under _images/NAME")
     _cache_arg(p)
     _tree_args(p)
 
@@ -302,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="Neuroglancer client URL (default https://neuroglancer-demo.appspot.com/)",
     )
+    _image_args(p, "expected under BASE_URL/_images/NAME, as zvfs serve --image serves it")
     _tree_args(p)
 
     p = sub.add_parser("view", help="serve stores and the Neuroglancer client together, and open the view")
@@ -310,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=9123, help="TCP port (default 9123; 0 picks a free one)")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--no-browser", action="store_true", help="only print the URL")
+    _image_args(p, "served with the stores")
     _cache_arg(p)
     _tree_args(p)
     return parser
@@ -331,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `zvfs link STORE | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
 
 
 if __name__ == "__main__":

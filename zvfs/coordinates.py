@@ -15,7 +15,8 @@ Strongest first (``docs/mapping.md``, "Coordinates"):
 4. The NGFF ``coordinateTransformations`` of level 0: zarr-vectors keeps its bin bookkeeping there
    (scale 1, translation half a bin or a chunk), which is no statement about the vertices; a
    ``zarr_vectors.coordinate_offset`` (world = stored + offset) is applied.
-5. The axes' units.
+5. The axes' units. Streamlines whose axes carry none (and nothing above says otherwise) are RAS+
+   millimetres, as TCK and TRX define them (zvtools keeps no unit for either): said in a warning.
 
 Anything not understood is ignored with a one-line warning naming the store and what was ignored;
 nothing is guessed silently. Whatever decided, :class:`Resolution` says so (``zvfs info``).
@@ -49,6 +50,7 @@ class StoreCoordinates:
     offset: Sequence[float] | None = None  # zarr_vectors.coordinate_offset
     bin_shape: Sequence[float] = ()
     chunk_shape: Sequence[float] = ()
+    kind: str = ""  # the geometry type
 
 
 @dataclass
@@ -136,6 +138,10 @@ def resolve(meta: StoreCoordinates, where: str) -> Resolution:
         out.decided.append("headers/trk: space rasmm (RAS+ mm as stored)")
     if meta.crs is not None:
         _crs(meta, out)
+    if meta.kind == "streamline" and not out.decided and not any(out.units):
+        out.units, out.orientation = ("mm",) * rank, "RAS"
+        out.decided.append("streamlines without units: RAS+ mm, as TCK and TRX define them")
+        log.warning("%s: axes carry no unit; streamlines taken as RAS+ mm (TCK, TRX); --units says otherwise", where)
     return _report(out, where)
 
 

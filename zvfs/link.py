@@ -23,7 +23,7 @@ import logging
 import os
 import posixpath
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
@@ -33,7 +33,9 @@ import numpy as np
 from .encoders import EXTENSION, meshes, numeric, skeletons
 from .encoders.annotations import AnnotationSchema, decode_multiple
 from .errors import StoreError
+from .images import Image, image_layer
 from .tree import NotFound, ReadFailed, Tree
+from .tree import unique_names as tree_names
 
 log = logging.getLogger("zvfs")
 T = TypeVar("T")
@@ -267,6 +269,15 @@ def annotation_shader(info: dict, values: Mapping[str, np.ndarray] | None) -> st
     return f"{controls}void main() {{\n{body}}}\n"
 
 
+def neuroglancer_matrix(affine: np.ndarray, inputs: Mapping[str, list], outputs: Mapping[str, list]) -> np.ndarray:
+    """An affine between coordinates counted in ``inputs``' and ``outputs``' scales as a source
+    transform's ``matrix``, whose linear part the client multiplies by input scale / output scale."""
+    ratio = np.outer([scale for scale, _ in outputs.values()], [1.0 / scale for scale, _ in inputs.values()])
+    out = np.array(affine, np.float64)
+    out[:, :-1] *= ratio
+    return out
+
+
 def annotation_layer(tree: Tree, path: str, info: dict) -> Layer:
     """An annotation layer; where zvfs wrote the files in stored coordinates (a rotation), the info
     carries the rest of the affine, which becomes the layer's source transform."""
@@ -280,7 +291,8 @@ def annotation_layer(tree: Tree, path: str, info: dict) -> Layer:
         return Layer(state, Box.of(lower, upper, info["dimensions"]), dict(info["dimensions"]))
     matrix = np.asarray(extension["transform"], np.float64)
     output = dict(extension["output_dimensions"])
-    state["source_transform"] = {"matrix": matrix.tolist(), "outputDimensions": output}
+    state["source_transform"] = {"matrix": neuroglancer_matrix(matrix, info["dimensions"], output).tolist(),
+                                 "outputDimensions": output}  # fmt: skip
     corners = np.asarray(np.meshgrid(*zip(lower, upper, strict=True), indexing="ij")).reshape(len(lower), -1).T
     moved = corners @ matrix[:, :-1].T + matrix[:, -1]
     return Layer(state, Box.of(moved.min(0), moved.max(0), output), output)
@@ -431,9 +443,10 @@ def view_fit(dimensions: dict[str, list], box: Box) -> dict:
     }
 
 
-def build_state(sources: Sequence[Source]) -> dict:
+def build_state(sources: Sequence[Source], images: Sequence[dict] = ()) -> dict:
     """A complete Neuroglancer state showing every layer of every source in one coordinate space
-    (the first annotation layer's dimensions, else x/y/z in nanometres)."""
+    (the first annotation layer's dimensions, else x/y/z in nanometres), above the ``images``'
+    layers (:func:`zvfs.images.image_layer`), fitted to the sources' data."""
     layers = [layer for s in sources for layer in tree_layers(s)]
     dimensions = next((lay.dimensions for lay in layers if lay.dimensions), dict.fromkeys("xyz", NM))
     box = Box()
@@ -442,15 +455,17 @@ def build_state(sources: Sequence[Source]) -> dict:
     return {
         "dimensions": dimensions,
         **view_fit(dimensions, box),
-        "layers": [lay.state for lay in layers],
-        "showSlices": False,
+        "layers": [*images, *(lay.state for lay in layers)],
+        "showSlices": bool(images),
         "layout": "xy-3d",
     }
 
 
-def union_state(trees: Mapping[str, Tree], base_url: str) -> dict:
-    """The state of named trees served side by side, each at ``base_url + name/``."""
-    return build_state([Source(name, tree, f"{base_url}{quote(name)}/") for name, tree in trees.items()])
+def union_state(trees: Mapping[str, Tree], base_url: str, images: Sequence[Image] = ()) -> dict:
+    """The state of named trees served side by side, each at ``base_url + name/``, with ``images``
+    served by the same server."""
+    sources = [Source(name, tree, f"{base_url}{quote(name)}/") for name, tree in trees.items()]
+    return build_state(sources, [image_layer(image, base_url) for image in images])
 
 
 def state_url(state: dict, viewer_url: str = DEFAULT_VIEWER) -> str:
@@ -464,14 +479,6 @@ def source_name(path: str) -> str:
     return name.removesuffix(".zarrvectors") or name
 
 
-def unique_names(paths: Sequence[str]) -> dict[str, str]:
-    """name -> path, names from :func:`source_name` made unique with ``-2``, ``-3``..."""
-    out: dict[str, str] = {}
-    for path in paths:
-        base = name = source_name(path)
-        k = 1
-        while name in out:
-            k += 1
-            name = f"{base}-{k}"
-        out[name] = path
-    return out
+def unique_names(paths: Sequence[str], taken: Iterable[str] = ()) -> dict[str, str]:
+    """name -> path, names from :func:`source_name` made unique (none of ``taken``)."""
+    return dict(zip(tree_names(map(source_name, paths), taken), paths, strict=True))

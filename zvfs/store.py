@@ -141,6 +141,7 @@ class ZVFStore:
             offset=zvattrs.get("coordinate_offset"),
             bin_shape=tuple(base.bin_shape.tolist()),
             chunk_shape=tuple(base.chunk_shape.tolist()),
+            kind=self.kind,
         )
 
     @cached_property

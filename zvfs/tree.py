@@ -211,9 +211,9 @@ class VirtualTree:
 
 
 class DirectoryTree:
-    """A real directory seen through the same three questions, for ``zvfs serve DIR``. A path that
-    does not exist is :class:`NotFound`; any other failure of the file system (a stale mount inside
-    the directory, a permission) is :class:`ReadFailed` naming the path."""
+    """A real directory (or one file, as the root) seen through the same three questions, for
+    ``zvfs serve DIR``. A path that does not exist is :class:`NotFound`; any other failure of the
+    file system (a stale mount inside the directory, a permission) is :class:`ReadFailed` naming it."""
 
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
@@ -254,34 +254,56 @@ class DirectoryTree:
         return None
 
 
-class MultiTree:
-    """Named trees side by side (``zvfs view``): ``NAME/PATH`` is ``PATH`` of tree ``NAME``."""
+def unique_names(names: Iterable[str], taken: Iterable[str] = ()) -> list[str]:
+    """``names`` made unique for trees side by side: a repeated name (or one in ``taken``) gets
+    ``-2``, ``-3``..."""
+    seen, out = set(taken), []
+    for base in names:
+        name, k = base, 1
+        while name in seen:
+            k += 1
+            name = f"{base}-{k}"
+        seen.add(name)
+        out.append(name)
+    return out
 
-    def __init__(self, trees: Mapping[str, Tree]) -> None:
+
+class MultiTree:
+    """Named trees side by side (``zvfs view``): ``NAME/PATH`` is ``PATH`` of tree ``NAME``. With a
+    ``base`` tree, every other path is the base's (``zvfs serve STORE --image``: images beside a store)."""
+
+    def __init__(self, trees: Mapping[str, Tree], base: Tree | None = None) -> None:
         for name in trees:
             if name in ("", ".", "..") or "/" in name or "\0" in name:
                 raise ValueError(f"not a directory name: {name!r}")
         self.trees = dict(trees)
-        self.label = ", ".join(tree.label for tree in self.trees.values())
+        self.base = base
+        self.label = ", ".join(tree.label for tree in [*([base] if base else []), *self.trees.values()])
         self.mtime = max((tree.stat("").mtime for tree in self.trees.values()), default=0.0)
 
     def _locate(self, path: str) -> tuple[Tree | None, str]:
-        """(tree, path inside it), or (None, '') for the root."""
+        """(tree, path inside it), or (None, '') for the root of named trees alone."""
         parts = split_path(path)
-        if not parts:
-            return None, ""
-        tree = self.trees.get(parts[0])
-        if tree is None:
+        tree = self.trees.get(parts[0]) if parts else None
+        if tree is not None:
+            return tree, "/".join(parts[1:])
+        if self.base is not None:
+            return self.base, path
+        if parts:
             raise NotFound(path)
-        return tree, "/".join(parts[1:])
+        return None, ""
 
     def stat(self, path: str) -> Stat:
         tree, rest = self._locate(path)
         return Stat(True, 0, self.mtime) if tree is None else tree.stat(rest)
 
     def listdir(self, path: str) -> Iterator[str]:
+        if not split_path(path):
+            below = [n for n in self.base.listdir("") if n not in self.trees] if self.base is not None else []
+            return iter([*below, *self.trees])
         tree, rest = self._locate(path)
-        return iter(self.trees) if tree is None else tree.listdir(rest)
+        assert tree is not None
+        return tree.listdir(rest)
 
     def read(self, path: str, offset: int = 0, size: int | None = None) -> bytes:
         tree, rest = self._locate(path)
