@@ -10,9 +10,10 @@ tractography is nibabel's reading (RAS+ mm). Everything here is deterministic (f
 Facts these helpers rely on (measured with zarr-vectors 0.9.2, zarr-vectors-tools 0.3.0, nibabel 5.4.2):
 
 - TRK: level-0 positions are the file's raw voxmm floats, bit for bit. ``crs.affine`` is the header's
-  ``vox_to_ras``, which maps voxel *indices* (not voxmm) to RAS mm. The exact voxmm -> RAS+ mm map is
-  :func:`trk_voxmm_to_rasmm` of the ``headers/trk`` fields. ``--chunk-shape`` is ignored for TRK (use
-  ``--num-chunks``); no pyramid is built without ``--coarsen``/``--sparsity``.
+  ``vox_to_ras``, which maps voxel *indices* (not voxmm) to RAS mm. The exact voxmm -> RAS+ mm map
+  follows from the ``headers/trk`` fields (zvfs/coordinates.py; tests compare with nibabel).
+  ``--chunk-shape`` is ignored for TRK (use ``--num-chunks``); no pyramid is built without
+  ``--coarsen``/``--sparsity``.
 - TCK, TRX: positions are RAS+ mm as stored; no ``crs``; axes carry no unit.
 - SWC: one skeleton object (id 0); a file with several roots is refused (and the failed run leaves a
   partial store behind, which :func:`convert` removes). A pyramid on an SWC store fails.
@@ -249,80 +250,6 @@ def rasmm_truth(path: str | Path) -> list[np.ndarray]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return [np.array(s, dtype=np.float64) for s in nib.streamlines.load(str(path)).streamlines]
-
-
-_LETTER = {"R": (0, 1), "L": (0, -1), "A": (1, 1), "P": (1, -1), "S": (2, 1), "I": (2, -1)}
-
-
-def _axis_codes(vox_to_ras: np.ndarray) -> str:
-    """Direction letter of each voxel axis of ``vox_to_ras``: the world axis its column leans on most."""
-    m = np.asarray(vox_to_ras, float)[:3, :3]
-    codes: list[str | None] = [None, None, None]
-    taken: set[int] = set()
-    for _, v, w in sorted(((abs(m[w, v]), v, w) for v in range(3) for w in range(3)), reverse=True):
-        if codes[v] is None and w not in taken:
-            codes[v] = "RAS"[w] if m[w, v] > 0 else "LPI"[w]
-            taken.add(w)
-    return "".join(c or "?" for c in codes)
-
-
-def trk_voxmm_to_rasmm(
-    voxel_sizes: Sequence[float],
-    dimensions: Sequence[int],
-    vox_to_ras: Sequence[float] | np.ndarray,
-    voxel_order: str | bytes,
-) -> np.ndarray:
-    """The 4x4 affine from TrackVis voxmm (what a TRK file and a zvtools TRK store hold) to RAS+ mm.
-
-    From the definitions: ``rasmm = V @ O @ C @ voxmm`` where
-    ``C`` = voxmm -> voxel index: divide by ``voxel_sizes`` and subtract 0.5 (TrackVis puts 0 at the voxel
-    corner, a voxel index at its centre); ``O`` = re-order/flip the header's voxel axes (``voxel_order``)
-    into the axes ``V`` expects (``V``'s own orientation), a flipped axis mapping ``i -> dimensions - 1 - i``;
-    ``V`` = ``vox_to_ras``. Legacy fields as nibabel reads them: an all-zero ``vox_to_ras`` (``V[3,3] == 0``) is
-    the identity, an empty ``voxel_order`` is ``LPS``.
-
-    For voxel orders that permute axes, ``O`` follows nibabel's ``get_affine_trackvis_to_rasmm`` convention
-    (output axis k takes the input axis matched to header axis k and flips with ``dimensions[k]``), which is
-    not the plain geometric one for 3-cycles or for swaps with a flip on unequal dimensions; nibabel is the
-    reference reader, and zvtools' exporter uses it. Flip-only orders (RAS, LPS, LAS, ...) are unaffected.
-    """
-    sizes = np.asarray(voxel_sizes, float)
-    dims = np.asarray(dimensions, float)
-    v = np.asarray(vox_to_ras, float).reshape(4, 4)
-    if v[3, 3] == 0:
-        v = np.eye(4)
-    order = voxel_order.decode("latin1") if isinstance(voxel_order, bytes) else str(voxel_order or "")
-    order = order.strip("\x00 ").upper() or "LPS"
-
-    corner_to_index = np.eye(4)
-    corner_to_index[:3, :3] = np.diag(1.0 / sizes)
-    corner_to_index[:3, 3] = -0.5
-
-    target = _axis_codes(v)
-    reorder = np.zeros((4, 4))
-    reorder[3, 3] = 1.0
-    for k, letter in enumerate(order):
-        world, sign = _LETTER[letter]
-        j = next(i for i, code in enumerate(target) if _LETTER[code][0] == world)
-        flip = sign * _LETTER[target[j]][1]
-        reorder[k, j] = flip
-        if flip < 0:
-            reorder[k, 3] = dims[k] - 1
-    return v @ reorder @ corner_to_index
-
-
-def trk_store_affine(store: str | Path) -> np.ndarray:
-    """:func:`trk_voxmm_to_rasmm` of a zvtools TRK store, from its ``headers/trk`` group alone.
-
-    Only for stores whose header says ``space == "voxmm"`` (the default); ``--apply-affine`` stores are
-    already RAS+ mm (``space == "rasmm"``, identity ``crs.affine``) and get the identity here.
-    """
-    from zarr_vectors_tools.headers.registry import HeaderRegistry
-
-    header = HeaderRegistry(str(store)).get("trk")
-    if (header.space or "voxmm") == "rasmm":
-        return np.eye(4)
-    return trk_voxmm_to_rasmm(header.voxel_size, header.dimensions, header.vox_to_ras, header.voxel_order)
 
 
 def apply_affine(a: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Smoke test of tests/ecosystem.py: each kind of real input goes through ``zvtools convert`` and opens
 with zarr-vectors, and nibabel's RAS+ mm reading (the ground truth) has what was written. The TRK cases
-also pin the voxmm -> RAS+ mm mapping that a reader must apply to a zvtools TRK store."""
+also check zvfs's resolution of a zvtools TRK store's metadata (voxmm -> RAS+ mm, legacy headers included)
+against nibabel's reading of the file."""
 
 from __future__ import annotations
 
@@ -21,14 +22,23 @@ from ecosystem import (
     rasmm_truth,
     streamlines_in_volume,
     swc_tree,
-    trk_store_affine,
     write_obj,
     write_swc,
     write_tck,
     write_trk,
 )
 
+from zvfs.source import open_space
+from zvfs.store import open_store
+
 TOLERANCE_MM = 1e-4
+
+
+def zvfs_affine(store: Path) -> np.ndarray:
+    """The stored -> physical affine zvfs resolves from the store's metadata (4x4)."""
+    space = open_space(open_store(str(store)))
+    assert space.orientation == "RAS" and all(a.unit == "mm" for a in space.axes)
+    return np.vstack([space.affine, [0, 0, 0, 1]])
 
 
 def level0_polylines(store: Path) -> list[np.ndarray]:
@@ -55,7 +65,7 @@ def test_trk(tmp_path: Path, case: str) -> None:
     assert level.objects.count == len(lines)
     assert set(level.attribute_names("vertex")) == {"fa", "rgb"}
     assert set(level.attribute_names("object")) == {"weight", "dir"}
-    to_rasmm = trk_store_affine(store)
+    to_rasmm = zvfs_affine(store)
     stored = level0_polylines(store)
     assert (
         max(float(np.abs(apply_affine(to_rasmm, s) - t).max()) for s, t in zip(stored, truth, strict=True))
@@ -74,10 +84,7 @@ def test_trk_legacy_header(tmp_path: Path, blank: str) -> None:
     stored = level0_polylines(store)
     assert len(stored) == len(truth) == 8
     assert (
-        max(
-            float(np.abs(apply_affine(trk_store_affine(store), s) - t).max())
-            for s, t in zip(stored, truth, strict=True)
-        )
+        max(float(np.abs(apply_affine(zvfs_affine(store), s) - t).max()) for s, t in zip(stored, truth, strict=True))
         < TOLERANCE_MM
     )
 
