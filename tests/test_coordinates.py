@@ -195,3 +195,26 @@ def test_transform_composes_on_top_unless_the_store_space_is_ignored(tracts: dic
     np.testing.assert_allclose(a_top[:3, :3], a_own[:3, :3])
     np.testing.assert_allclose(a_top[:3, 3], a_own[:3, 3] + [10, 0, 0])
     np.testing.assert_allclose(np.asarray(alone["coordinates"]["affine"])[:3], shift)
+
+
+def test_info_says_what_a_store_holds_and_where_it_lands(tracts: dict) -> None:
+    store, truth = tracts["aniso_oblique"]
+    described = json.loads(zvfs("info", "--json", str(store)).stdout)
+    assert described["geometry"] == "streamline" and described["layers"] == ["annotations", "skeletons"]
+    (level,) = described["levels"]
+    assert level["objects"] == len(truth) and level["vertices"] == sum(map(len, truth))
+    assert described["coordinates"]["decided_by"][0].startswith("headers/trk")
+    everything = np.concatenate(truth)
+    bounds = described["bounds"]
+    assert bounds["units"] == ["mm"] * 3
+    assert np.all(everything >= np.asarray(bounds["lower"]) - 1e-3) and np.all(
+        everything <= np.asarray(bounds["upper"]) + 1e-3
+    )
+    text = zvfs("info", str(store)).stdout
+    for line in (
+        "geometry: streamline",
+        "decided by: headers/trk",
+        "physical units: mm, mm, mm, RAS+",
+        "layers: annotations, skeletons",
+    ):
+        assert line in text, text
