@@ -61,3 +61,15 @@ def test_missing_remote_store_is_a_one_line_error(remote, tmp_path: Path) -> Non
     res = zvfs("export", url.replace("pts", "absent"), str(tmp_path / "out"), check=False)
     assert res.returncode == 2 and res.stderr.startswith("zvfs: error:") and "absent" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_remote_store_gets_an_index_too(remote, tmp_path: Path) -> None:
+    """Built once, outside the (read-only) server's tree, and found again by the next command."""
+    _, url = remote
+    index = tmp_path / "index"
+    first = zvfs("index", "--no-progress", "--index-dir", str(index), url).stdout
+    again = zvfs("index", "--no-progress", "--index-dir", str(index), url).stdout
+    assert "index built at" in first and "index already built at" in again
+    assert first.split(" at ")[-1] == again.split(" at ")[-1] and str(index) in first
+    zvfs("export", "--no-progress", "--index-dir", str(index), url, str(tmp_path / "out"))
+    assert sorted(p.name for p in index.iterdir() if p.is_dir()) == [Path(first.split(" at ")[-1].strip()).name]
