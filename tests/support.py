@@ -383,6 +383,15 @@ def build_skeletons(path: Path, sizes: tuple[int, ...] = (1, 2, 40, 150), seed: 
     return path, written
 
 
+def segmentation_info(layer: str) -> dict:
+    """The smallest segmentation volume ``info`` pointing at a ``mesh`` or ``skeletons`` directory of the
+    same name, which cloud-volume needs before it reads that directory."""
+    scale = {"key": "1_1_1", "resolution": [1, 1, 1], "size": [1, 1, 1], "voxel_offset": [0, 0, 0],
+             "chunk_sizes": [[64, 64, 64]], "encoding": "raw"}  # fmt: skip
+    return {"@type": "neuroglancer_multiscale_volume", "type": "segmentation", "data_type": "uint64",
+            "num_channels": 1, "scales": [scale], layer: layer}  # fmt: skip
+
+
 def fetch(url: str) -> bytes:
     """The bytes at a file:// or http:// URL (through whichever front end serves it)."""
     if url.startswith("file://"):

@@ -11,27 +11,9 @@ import DracoPy
 import numpy as np
 import pytest
 from cloudvolume import CloudVolume
+from support import segmentation_info
 
 from zvfs.encoders import meshes as M
-
-SEGMENTATION_INFO = {
-    "@type": "neuroglancer_multiscale_volume",
-    "type": "segmentation",
-    "data_type": "uint64",
-    "num_channels": 1,
-    "scales": [
-        {
-            "key": "1_1_1",
-            "resolution": [1, 1, 1],
-            "size": [1, 1, 1],
-            "voxel_offset": [0, 0, 0],
-            "chunk_sizes": [[64, 64, 64]],
-            "encoding": "raw",
-        }
-    ],
-    "mesh": "mesh",
-}
-
 
 # ---------------------------------------------------------------- test meshes
 
@@ -335,7 +317,7 @@ def test_manifest_size() -> None:
 
 def write_volume(root: Path, mesh_info: dict, files: dict[str, bytes]) -> str:
     (root / "mesh").mkdir(parents=True)
-    (root / "info").write_text(json.dumps(SEGMENTATION_INFO))
+    (root / "info").write_text(json.dumps(segmentation_info("mesh")))
     (root / "mesh" / "info").write_text(json.dumps(mesh_info))
     for name, data in files.items():
         (root / "mesh" / name).write_bytes(data)

@@ -22,29 +22,13 @@ from typing import Any
 import numpy as np
 import pytest
 from cloudvolume import CloudVolume
+from support import segmentation_info
 
 from zvfs.encoders import numeric
 from zvfs.encoders import segment_properties as sp
 from zvfs.encoders import skeletons as sk
 from zvfs.encoders.skeletons import VertexAttribute as VA
 
-SEGMENTATION_INFO = {
-    "@type": "neuroglancer_multiscale_volume",
-    "type": "segmentation",
-    "data_type": "uint64",
-    "num_channels": 1,
-    "scales": [
-        {
-            "key": "1_1_1",
-            "resolution": [1, 1, 1],
-            "size": [1, 1, 1],
-            "voxel_offset": [0, 0, 0],
-            "chunk_sizes": [[64, 64, 64]],
-            "encoding": "raw",
-        }
-    ],
-    "skeletons": "skeletons",
-}
 # stored -> nm: anisotropic scale and a translation
 SCALING = (4.0, 0.0, 0.0, 10.0, 0.0, 5.0, 0.0, -3.0, 0.0, 0.0, 40.0, 0.5)
 TYPED_SPEC = (
@@ -64,7 +48,7 @@ def write_dataset(
     root: Path, skeleton_info: dict, skeletons: Mapping[int, bytes], properties: dict | None = None
 ) -> Path:
     """A segmentation dataset: top info, ``skeletons/info`` + one file per id, optional properties."""
-    top = dict(SEGMENTATION_INFO)
+    top = segmentation_info("skeletons")
     if properties is not None:
         top["segment_properties"] = "segment_properties"
         (root / "segment_properties").mkdir(parents=True)

@@ -19,8 +19,17 @@ import zarr_vectors as zv
 from cloudvolume import CloudVolume
 from cloudvolume.exceptions import MeshDecodeError
 from ecosystem import awkward_mesh, convert, write_obj
-from support import FRONT_ENDS, add_pyramid, build_meshes, fetch, put_level_meshes, tree_urls, uv_sphere
-from test_meshes import VOLUME_INFO, area, triangles
+from support import (
+    FRONT_ENDS,
+    add_pyramid,
+    build_meshes,
+    fetch,
+    put_level_meshes,
+    segmentation_info,
+    tree_urls,
+    uv_sphere,
+)
+from test_meshes import area, triangles
 
 from zvfs.encoders.meshes import Manifest
 from zvfs.mappers.meshes import MeshSource
@@ -61,7 +70,7 @@ def fetched(request: pytest.FixtureRequest, stores, tmp_path_factory: pytest.Tem
             (mesh / "segment_properties").mkdir(parents=True)
             for file in ["info", "segment_properties/info", *(n for s in SEGMENTS for n in (f"{s}.index", str(s)))]:
                 (mesh / file).write_bytes(fetch(f"{base}meshes/{file}"))
-            (out / name / "info").write_text(json.dumps({**VOLUME_INFO, "mesh": "mesh"}))
+            (out / name / "info").write_text(json.dumps(segmentation_info("mesh")))
         yield out
 
 
@@ -321,7 +330,7 @@ def test_obj_mesh_lods_keep_shape_through_every_front_end(tmp_path: Path) -> Non
             (out / "mesh" / "segment_properties").mkdir(parents=True)
             for file in ["info", "segment_properties/info", "1.index", "1"]:
                 (out / "mesh" / file).write_bytes(fetch(f"{base}meshes/{file}"))
-            (out / "info").write_text(json.dumps({**VOLUME_INFO, "mesh": "mesh"}))
+            (out / "info").write_text(json.dumps(segmentation_info("mesh")))
             for lod in range(3):
                 mesh = CloudVolume(f"precomputed://file://{out}").mesh.get(1, lod=lod)[1]
                 assert_shape_kept(np.asarray(mesh.vertices, np.float64), f"{front_end} LOD {lod}")

@@ -14,26 +14,10 @@ import numpy as np
 import pytest
 import zarr_vectors as zv
 from cloudvolume import CloudVolume
-from support import FRONT_ENDS, build_meshes, fetch, tree_urls
+from support import FRONT_ENDS, build_meshes, fetch, segmentation_info, tree_urls
 
 from zvfs.encoders.meshes import Manifest
 
-VOLUME_INFO = {
-    "@type": "neuroglancer_multiscale_volume",
-    "type": "segmentation",
-    "data_type": "uint64",
-    "num_channels": 1,
-    "scales": [
-        {
-            "key": "1_1_1",
-            "resolution": [1, 1, 1],
-            "size": [1, 1, 1],
-            "voxel_offset": [0, 0, 0],
-            "chunk_sizes": [[64, 64, 64]],
-            "encoding": "raw",
-        }
-    ],
-}
 SEGMENTS = (1, 2, 3)  # object id + 1
 
 
@@ -56,7 +40,7 @@ def fetched(request: pytest.FixtureRequest, store, tmp_path_factory: pytest.Temp
             (out / layer / "mesh" / "segment_properties").mkdir(parents=True)
             for name in ["info", "segment_properties/info", *names]:
                 (out / layer / "mesh" / name).write_bytes(fetch(f"{base}{layer}/{name}"))
-            (out / layer / "info").write_text(json.dumps({**VOLUME_INFO, "mesh": "mesh"}))
+            (out / layer / "info").write_text(json.dumps(segmentation_info("mesh")))
         yield out
 
 

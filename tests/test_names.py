@@ -22,7 +22,7 @@ import requests
 import zarr_vectors as zv
 from cloudvolume import CloudVolume
 from neuroglancer import read_precomputed_annotations
-from support import TIMEOUT, served, small_schema, uv_sphere, walk
+from support import TIMEOUT, segmentation_info, served, small_schema, uv_sphere, walk
 
 VERTEX = ["label", "tags", "object", "group", "direction", "float", "cell type", "größe", "a-b.c", "3d", "w"]
 OBJECT = {
@@ -183,10 +183,7 @@ def test_skeleton_attributes_keep_every_name(trees, kind: str, tmp_path: Path) -
     assert not {"float", "in", "out", "int"} & set(ids) and all(i.isidentifier() and "__" not in i for i in ids)
     root = tmp_path / "seg"
     (root / "skeletons").mkdir(parents=True)
-    (root / "info").write_text(json.dumps(
-        {"@type": "neuroglancer_multiscale_volume", "type": "segmentation", "data_type": "uint64", "num_channels": 1,
-         "scales": [{"key": "1", "resolution": [1, 1, 1], "size": [1, 1, 1], "voxel_offset": [0, 0, 0],
-                     "chunk_sizes": [[1, 1, 1]], "encoding": "raw"}], "skeletons": "skeletons"}))  # fmt: skip
+    (root / "info").write_text(json.dumps(segmentation_info("skeletons")))
     (root / "skeletons" / "info").write_text(json.dumps(info))
     segments = [int(s) for s in get_json(f"{base}skeletons/segment_properties/info")["inline"]["ids"]]
     for seg in segments:
