@@ -51,66 +51,79 @@ class PointSource(SpatialSource):
         return self._array("damaged")
 
     # -- which points a level draws
-    @cached_property
-    def _excluded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per level-0 cell (CSR offsets) the rows drawn at coarser levels, and their levels."""
+    def _excluded_offsets(self) -> np.ndarray:
+        """Per level-0 cell (CSR offsets into ``excl_row``/``excl_level``) the rows drawn coarser."""
         if "points/excl_offsets" not in self.ctx.index:
-            return np.zeros(len(self.base.counts) + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint8)
-        return self._array("excl_offsets"), self._array("excl_row"), self._array("excl_level")
+            return np.zeros(len(self.base.counts) + 1, np.int64)
+        return self._array("excl_offsets")
+
+    def _excluded(self, cell: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, levels) of a level-0 cell drawn at coarser levels: read for that cell alone."""
+        offsets = self._excluded_offsets()
+        a, b = int(offsets[cell]), int(offsets[cell + 1])
+        if a == b:
+            return np.zeros(0, np.int64), np.zeros(0, np.uint8)
+        return self.ctx.index.array("points/excl_row")[a:b], self.ctx.index.array("points/excl_level")[a:b]
 
     def _rows(self, cell: int) -> np.ndarray:
         """The rows of a level-0 cell this source draws at level 0 (pinned level 0: all of them)."""
         n = int(self.base.counts[cell])
-        offsets, rows, _ = self._excluded
         if self.pinned:
             return np.arange(n)
-        return np.setdiff1d(np.arange(n), rows[offsets[cell] : offsets[cell + 1]])
+        return np.setdiff1d(np.arange(n), self._excluded(cell)[0])
 
-    @cached_property
-    def _coarse(self) -> dict[str, np.ndarray]:
-        names = ("cell", "row", "level", "positions", "owner")
-        return {n: self._array(f"coarse_{n}") for n in names if f"points/coarse_{n}" in self.ctx.index}
+    def _coarse_column(self, name: str, rows: slice | np.ndarray) -> np.ndarray:
+        """Rows of a column of the points kept whole in the index: a span read from disk alone, or
+        any rows (the whole column read)."""
+        values = self.ctx.index.array(f"points/coarse_{name}")
+        return np.asarray(values[rows] if isinstance(rows, slice) else values[:][rows])
 
     def _coarse_members(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pinned level n >= 1: (chunks, CSR offsets, coarse point rows in hash order) of every
         point drawn at n or coarser, on level n's grid."""
-        coarse = self._coarse
-        members = np.flatnonzero(coarse["level"] >= n)
-        chunk = self.base.cells[coarse["cell"][members]] // self.pyramid.ratios[n]
+        members = np.flatnonzero(self._array("coarse_level") >= n)
+        chunk = self.base.cells[self._array("coarse_cell")[members]] // self.pyramid.ratios[n]
         order = np.lexsort((id_hash(self._coarse_ids(members)), *chunk.T[::-1]))
         members, chunk = members[order], chunk[order]
         changes = np.concatenate([[True], (np.diff(chunk, axis=0) != 0).any(1)]) if len(chunk) else np.zeros(0, bool)
         starts = np.flatnonzero(changes)
         return chunk[starts].reshape(-1, chunk.shape[1]), np.append(starts, len(members)), members
 
-    def _coarse_ids(self, members: np.ndarray) -> np.ndarray:
-        cells, rows = self._coarse["cell"][members], self._coarse["row"][members]
-        return (self.first_ids[cells] + rows + 1).astype(np.uint64)
+    def _coarse_ids(self, rows: slice | np.ndarray) -> np.ndarray:
+        cells, within = self._coarse_column("cell", rows), self._coarse_column("row", rows)
+        return (self.first_ids[cells] + within + 1).astype(np.uint64)
 
     @cached_property
-    def _coarse_lists(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Shown level k >= 1 -> (chunks, CSR offsets, coarse point rows): what a coarse cell draws."""
+    def _coarse_cells(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """Shown level k >= 1 -> (chunks, spans (M, 2), members): coarse cell i draws the points kept
+        in the index at ``members[a:b]`` (pinned levels), or at ``a:b`` themselves (a contiguous span,
+        read alone)."""
         if self.pinned:
-            return {self.shown[0]: self._coarse_members(self.shown[0])} if self.shown[0] > 0 else {}
+            if self.shown[0] == 0:
+                return {}
+            chunks, offsets, members = self._coarse_members(self.shown[0])
+            return {self.shown[0]: (chunks, np.stack([offsets[:-1], offsets[1:]], 1), members)}
         if "points/chunk_level" not in self.ctx.index:
             return {}
         level, cells, offsets = self._array("chunk_level"), self._array("chunk_cell"), self._array("chunk_offsets")
-        out = {}
+        out: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
         for k in range(1, self.pyramid.depth):
             at = np.flatnonzero(level == k)
-            spans = [np.arange(offsets[i], offsets[i + 1]) for i in at]
-            members = np.concatenate(spans) if spans else np.zeros(0, np.int64)
-            out[k] = (cells[at], np.concatenate([[0], np.cumsum([len(s) for s in spans])]).astype(np.int64), members)
+            out[k] = (cells[at], np.stack([offsets[at], offsets[at + 1]], 1).astype(np.int64), None)
         return out
+
+    def _coarse_rows(self, k: int, given: int) -> slice | np.ndarray:
+        _, spans, members = self._coarse_cells[k]
+        a, b = (int(x) for x in spans[given])
+        return slice(a, b) if members is None else members[a:b]
 
     def make_chunk_table(self, k: int) -> ChunkTable:
         if k > 0:
-            chunks, offsets, _ = self._coarse_lists[k]
-            return ChunkTable(chunks, np.diff(offsets))
-        offsets, _, _ = self._excluded
+            chunks, spans, _ = self._coarse_cells[k]
+            return ChunkTable(chunks, spans[:, 1] - spans[:, 0])
         counts = self.base.counts.copy()
         if not self.pinned:
-            counts = np.where(counts < 0, -1, counts - np.diff(offsets))
+            counts = np.where(counts < 0, -1, counts - np.diff(self._excluded_offsets()))
         counts[self._damaged] = -1  # listed: Neuroglancer asks; reading it fails (EIO)
         return ChunkTable(self.base.cells, counts)
 
@@ -144,22 +157,18 @@ class PointSource(SpatialSource):
         owners = self._owners(cell, rows) if self.segments is not None else None
         return self._annotations(data.positions[rows], attributes, owners, self.first_ids[cell] + rows + 1)
 
-    def _coarse_batch(self, members: np.ndarray) -> enc.Annotations:
+    def _coarse_batch(self, rows: slice | np.ndarray) -> enc.Annotations:
         """Annotations for points kept whole in the index (coarse levels)."""
-        coarse = self._coarse
         attributes = {
-            a.name: np.asarray(self.ctx.index.array(f"points/coarse_attribute{i}")[:])[members]
-            for i, a in enumerate(self.level.vertex_attributes)
+            a.name: self._coarse_column(f"attribute{i}", rows) for i, a in enumerate(self.level.vertex_attributes)
         }
-        owners = coarse["owner"][members] if self.segments is not None else None
-        return self._annotations(coarse["positions"][members], attributes, owners, self._coarse_ids(members))
+        owners = self._coarse_column("owner", rows) if self.segments is not None else None
+        return self._annotations(self._coarse_column("positions", rows), attributes, owners, self._coarse_ids(rows))
 
     def chunk(self, k: int, row: int) -> enc.Annotations:
-        table = self.chunk_table(k)
-        given = int(table.order[row])
+        given = int(self.chunk_table(k).order[row])
         if k > 0:
-            _, offsets, members = self._coarse_lists[k]
-            return self._coarse_batch(members[offsets[given] : offsets[given + 1]])
+            return self._coarse_batch(self._coarse_rows(k, given))
         batch = self._cell_batch(given, self._rows(given))
         order = np.argsort(id_hash(batch.ids), kind="stable")
         return enc.Annotations(
@@ -170,7 +179,8 @@ class PointSource(SpatialSource):
     def ids(self) -> Iterable[int]:
         if not self.pinned or self.shown[0] == 0:
             return range(1, int(self.first_ids[-1]) + 1)
-        _, _, members = self._coarse_lists[self.shown[0]]
+        _, _, members = self._coarse_cells[self.shown[0]]
+        assert members is not None
         return (int(i) for i in np.sort(self._coarse_ids(members)))
 
     def _locate(self, aid: int) -> tuple[int, int] | None:
@@ -180,10 +190,9 @@ class PointSource(SpatialSource):
         cell = int(np.searchsorted(self.first_ids, aid - 1, side="right")) - 1
         row = aid - 1 - int(self.first_ids[cell])
         if self.pinned and self.shown[0] > 0:
-            offsets, rows, levels = self._excluded
-            a, b = offsets[cell], offsets[cell + 1]
-            at = a + int(np.searchsorted(rows[a:b], row))
-            if at >= b or rows[at] != row or levels[at] < self.shown[0]:
+            rows, levels = self._excluded(cell)
+            at = int(np.searchsorted(rows, row))
+            if at >= len(rows) or rows[at] != row or levels[at] < self.shown[0]:
                 return None
         return cell, row
 
