@@ -266,6 +266,25 @@ def test_several_stores_one_view(browser, stores, tmp_path):
         assert not v.failures(), (name, v.failures(), v)
 
 
+@pytest.mark.parametrize("kind", ["graph", "skeleton"])
+def test_every_pinned_skeleton_level_draws(kind: str, browser, tmp_path):
+    """zarr-vectors keeps no edges on coarse graph and skeleton levels; zvfs derives them, so that
+    ``levels/N/skeletons`` draws at every level (viewed from an export of a 3-level store)."""
+    from support import add_pyramid, build_graph, build_skeletons
+
+    store = (
+        build_graph(tmp_path / "g.zarrvectors")[0]
+        if kind == "graph"
+        else build_skeletons(tmp_path / "s.zarrvectors")[0]
+    )
+    copy = exported(add_pyramid(store, 3), tmp_path / "copy")
+    with viewed([copy / "levels"], tmp_path / "view.log") as (_, url):
+        verdicts = {name: v for name, v in check(browser, url).items() if name.endswith("/skeletons")}
+    assert sorted(verdicts) == [f"levels/{k}/skeletons" for k in range(3)]
+    for name, v in verdicts.items():
+        assert not v.failures(), (name, v.failures(), v)
+
+
 # -- the checks can fail ---------------------------------------------------------------------------
 
 

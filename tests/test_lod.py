@@ -214,3 +214,54 @@ def test_pinned_levels_list_only_what_they_show(stores, tmp_path: Path) -> None:
     hidden = (set(drawn[0]) - set(drawn[1])).pop()
     with pytest.raises(NotFound):
         tree.stat(f"levels/1/annotations/by_id/{hidden}")
+
+
+@pytest.mark.parametrize("kind", ["graph", "skeleton"])
+def test_pinned_skeleton_levels_stay_connected(kind: str, tmp_path: Path) -> None:
+    """zarr-vectors keeps no edges on the coarse levels of graph and skeleton stores; zvfs contracts
+    level 0's edges onto them. Through a real mount, read with cloud-volume: every object each level
+    keeps is one connected skeleton (as written) over all the level's vertices, spanning the written
+    extent to within a bin, under the segment id it has at level 0."""
+    import json
+
+    from cloudvolume import Skeleton
+    from support import build_graph, build_skeletons, mounted
+    from zarr_vectors import building as zb
+
+    if kind == "graph":
+        store, positions, _, _ = build_graph(tmp_path / "g.zarrvectors")
+        owner, ids = np.repeat(np.arange(3), 80), None
+    else:
+        store, written = build_skeletons(tmp_path / "s.zarrvectors")
+        positions, owner, ids = written["positions"], written["objects"], written["segment_id"]
+    add_pyramid(store, 3)
+    ds = zv.open(str(store))
+
+    def vertices(k: int) -> dict[int, int]:
+        """object id -> its vertices at level k (the objects the level keeps), from zarr-vectors' manifests."""
+        lg = ds.level(k).store
+        fragments = lambda cell: zb.read_vertex_fragment_index(lg, cell).ranges()  # noqa: E731
+        manifests = zb.read_object_manifests(lg, ids=sorted(set(owner.tolist())))
+        counts = {o: sum(int(fragments(c)[f][1]) for c, f in refs) for o, refs in manifests.items()}
+        return {o: n for o, n in sorted(counts.items()) if n}
+
+    with mounted(store, tmp_path / "mnt") as mnt:
+        for k in range(3):
+            root = mnt / "levels" / str(k) / "skeletons"
+            info = json.loads((root / "info").read_text())
+            level, kept = ds.level(k), vertices(k)
+            segment = {o: int(ids[o]) if ids is not None else o + 1 for o in kept}
+            listed = json.loads((root / "segment_properties" / "info").read_text())["inline"]["ids"]
+            assert listed == [str(segment[o]) for o in kept], "level 0's segment ids"
+            assert len(kept) >= 2
+            bin_size = np.asarray(level.resolution, np.float64)  # the bin, at level k
+            for oid in kept:
+                data = (root / str(segment[oid])).read_bytes()
+                skel = Skeleton.from_precomputed(data, segid=segment[oid], vertex_attributes=info["vertex_attributes"])
+                assert len(skel.vertices) == kept[oid]
+                ends = set(np.asarray(skel.edges).ravel().tolist())
+                assert len(skel.vertices) == 1 or ends == set(range(len(skel.vertices))), ("loose vertices", k, oid)
+                assert len(skel.components()) == min(1, len(ends)), (k, oid)
+                fine = positions[owner == oid]
+                for lo_hi in (np.min, np.max):
+                    assert np.all(np.abs(lo_hi(skel.vertices, 0) - lo_hi(fine, 0)) <= bin_size), (k, oid)

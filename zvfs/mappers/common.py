@@ -25,7 +25,6 @@ class Context:
     def __init__(self, store: ZVFStore, index: StoreIndex, space: Space) -> None:
         self.store, self.index, self.space = store, index, space
         self._tables: dict[int, ObjectTable] = {}
-        self._segments: dict[int, SegmentIds] = {}
 
     def objects(self, level: int) -> ObjectTable:
         """The object table of a level (one per level)."""
@@ -33,10 +32,11 @@ class Context:
             self._tables[level] = ObjectTable(self.index, self.store.levels[level])
         return self._tables[level]
 
-    def segments(self, level: int) -> SegmentIds:
-        if level not in self._segments:
-            self._segments[level] = SegmentIds(self.store.levels[level], self.objects(level).ids)
-        return self._segments[level]
+    @cached_property
+    def segments(self) -> SegmentIds:
+        """Segment ids of the store's objects, the same at every level: from level 0, where every
+        object and its attributes are (a coarse level drops objects, leaving fill values in theirs)."""
+        return SegmentIds(self.store.levels[0], self.objects(0).ids)
 
 
 class SegmentIds:

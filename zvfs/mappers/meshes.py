@@ -41,7 +41,7 @@ class MeshSource:
         self.level = store.levels[0]
         self.tables = [ctx.objects(k) if lv.has_objects else None for k, lv in enumerate(store.levels)]
         self.objects = ctx.objects(0)
-        self.segments = ctx.segments(0)
+        self.segments = ctx.segments
         self.transform = ctx.space.to_nanometres()
         self.shown = list(range(len(store.levels))) if only_level is None else [only_level]
         self._encoded: Memo[enc.EncodedMesh] = store.budget.memo(lambda m: len(m.manifest) + len(m.data))

@@ -41,18 +41,19 @@ def _number(pid: str, values: np.ndarray, description: str) -> SegmentProperty |
 
 def segment_properties(ctx: Context, k: int) -> dict:
     """The inline segment-properties ``info`` for every object level ``k`` holds (a coarse level
-    keeps only some). Number properties keep their attribute's name (as an identifier); the
+    keeps only some), with their level-0 attributes (a coarse level's are fill values for the
+    objects it drops). Number properties keep their attribute's name (as an identifier); the
     generated ``label`` and ``tags`` properties take ids no attribute uses."""
-    level, segments, table = ctx.store.levels[k], ctx.segments(k), ctx.objects(k)
-    kept = table.objects.sizes() != 0
-    oids = table.ids[kept]
+    level, segments, table = ctx.store.levels[0], ctx.segments, ctx.objects(k)
+    oids = table.ids[table.objects.sizes() != 0]
+    rows = np.searchsorted(ctx.objects(0).ids, oids)
     taken: set[str] = set()
     numbers: list[SegmentProperty | None] = []
     labels: list[str] | None = None
     tags: list[str] = []
     tag_values: list[list[int]] = [[] for _ in oids]
     for attr in segments.property_attributes():
-        values = np.asarray(level.object_attribute(attr.name))[kept]
+        values = np.asarray(level.object_attribute(attr.name))[rows]
         if attr.categories:
             strings = np.asarray(attr.categories, dtype=object)[values.astype(np.int64)]
             if labels is None and attr.name.lower() in LABEL_NAMES:

@@ -54,7 +54,7 @@ class SkeletonSource:
         self.kind = store.kind
         self.level = store.levels[level_index]
         self.objects = ctx.objects(level_index)
-        self.segments = ctx.segments(level_index)
+        self.segments = ctx.segments
         taken: set[str] = set(enc.GLSL_RESERVED)
         self.attributes: list[tuple[enc.VertexAttribute, str, slice]] = []
         for a in self.level.vertex_attributes:
@@ -104,15 +104,20 @@ class SkeletonSource:
     def _contracted(self, oid: int) -> np.ndarray:
         """Level 0's edges of an object, each end moved to this level's vertex in the same bin of this
         level (a coarse vertex is the centroid of the finer ones in its bin); edges within one bin
-        vanish, repeats are kept once. The coarse skeleton stays connected where level 0's is."""
+        vanish, repeats are kept once. zarr-vectors repeats a bin's vertex where the object crosses
+        chunks: each repeat is joined to the bin's first row, so that the coarse skeleton stays
+        connected where level 0's is, every row included."""
         fine = self.ctx.objects(0)
         coarse = np.floor(self.objects.geometry(oid).positions / self.level.bin_shape).astype(np.int64)
         finer = np.floor(fine.geometry(oid).positions / self.level.bin_shape).astype(np.int64)
         _, bin_of = np.unique(np.concatenate([coarse, finer]), axis=0, return_inverse=True)
         bin_of = bin_of.reshape(-1)
-        vertex_in = np.full(int(bin_of.max(initial=-1)) + 1, -1, np.int64)
-        vertex_in[bin_of[: len(coarse)]] = np.arange(len(coarse))
-        ends = vertex_in[bin_of[len(coarse) :]][self._edges(fine, oid)]
+        bins, first = np.unique(bin_of[: len(coarse)], return_index=True)
+        row_in = np.full(int(bin_of.max(initial=-1)) + 1, -1, np.int64)
+        row_in[bins] = first
+        rows = np.arange(len(coarse))
+        repeats = np.stack([rows, row_in[bin_of[: len(coarse)]]], 1)
+        ends = np.concatenate([row_in[bin_of[len(coarse) :]][self._edges(fine, oid)], repeats])
         ends = ends[(ends >= 0).all(1) & (ends[:, 0] != ends[:, 1])]
         return np.unique(np.sort(ends, axis=1), axis=0) if len(ends) else np.zeros((0, 2), np.int64)
 

@@ -38,7 +38,7 @@ class SpatialSource(ABC):
         self.grid = self.pyramid.grids[0]
         self.shown = list(range(self.pyramid.depth)) if only_level is None else [only_level]
         self.pinned = only_level is not None
-        self.segments = ctx.segments(0) if self.level.has_objects else None
+        self.segments = ctx.segments if self.level.has_objects else None
         self._chunk_tables: dict[int, ChunkTable] = {}
 
     # -- what a geometry type provides
