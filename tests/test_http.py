@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import signal
@@ -20,11 +19,10 @@ from typing import Any
 import pytest
 import requests
 from support import cli_server
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from zvfs.errors import UsageError
-from zvfs.frontends.http import make_app, parse_range, serve, tree_path
+from zvfs.frontends.http import Background, make_app, parse_range, serve, tree_path
 from zvfs.tree import Dir, DirectoryTree, File, Tree, VirtualTree
 
 MTIME = 1_700_000_000.0
@@ -72,25 +70,12 @@ class Recording:
 @contextmanager
 def running(tree: Tree) -> Iterator[str]:
     """A real server for ``tree`` on a free port, in a thread with its own event loop; yields its URL."""
-    app = make_app(tree)
     sockets = bind_sockets(0, "127.0.0.1")
-    loop, stop = asyncio.new_event_loop(), asyncio.Event()
-
-    async def main() -> None:
-        server = HTTPServer(app)
-        server.add_sockets(sockets)
-        await stop.wait()
-        server.stop()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
+    server = Background(make_app(tree), sockets)
     try:
         yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}/"
     finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(TIMEOUT)
-        loop.close()
-        app.settings["executor"].shutdown(wait=False)
+        server.close()
 
 
 @contextmanager

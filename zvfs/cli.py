@@ -8,10 +8,13 @@ import os
 import re
 import sys
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import StoreError, UsageError
 from .tree import DEFAULT_CACHE_BYTES, ReadFailed, Tree
+
+if TYPE_CHECKING:
+    from .api import TreeOptions
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*$")
 
@@ -95,34 +98,26 @@ def _tree_args(p: argparse.ArgumentParser) -> None:
     _index_args(p)
 
 
-def _options(args: argparse.Namespace, progress: bool | None = None) -> dict[str, Any]:
-    """The tree options of a command line: space, and where the index lives (its build shows
-    progress on a terminal, unless ``progress`` says otherwise)."""
-    from .index import IndexOptions
-
-    shown = sys.stderr.isatty() if progress is None else progress
-    index = IndexOptions(root=args.index_dir, progress=shown)
+def _options(args: argparse.Namespace) -> TreeOptions:
+    """The tree options of a command line: space, and where the index lives."""
     return {
         "transform": args.transform,
         "units": args.units,
         "ignore_store_space": args.ignore_store_space,
-        "index": index,
+        "index_dir": args.index_dir,
     }
 
 
 def _mount(args: argparse.Namespace) -> int:
+    from . import api
     from .frontends import fuse
 
-    return fuse.mount(
-        args.store,
-        args.mountpoint,
-        foreground=args.foreground,
-        options=parse_fuse_options(args.options),
-        cache_bytes=args.cache_size,
-        log_file=args.log_file,
-        daemon_argv=args.argv,
-        **_options(args),
-    )
+    opener = partial(api.open_tree, args.store, cache_bytes=args.cache_size, directories=False, **_options(args))
+    if args.foreground:
+        return fuse.mount_foreground(opener, args.mountpoint, parse_fuse_options(args.options))
+    mounted = fuse.mount(opener, args.mountpoint, daemon_argv=args.argv, log_file=args.log_file)
+    print(f"zvfs: {mounted}", file=sys.stderr)
+    return 0
 
 
 def _umount(args: argparse.Namespace) -> int:
@@ -132,24 +127,32 @@ def _umount(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from . import api
     from .frontends import http
     from .images import parse_images, with_images
-    from .source import open_tree
 
-    tree = with_images(open_tree(args.source, args.cache_size, **_options(args)), parse_images(args.image))
+    tree = with_images(
+        api.open_tree(args.source, cache_bytes=args.cache_size, **_options(args)), parse_images(args.image)
+    )
     return http.serve(tree, port=args.port, bind=args.bind)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .frontends import export
-    from .source import open_tree
+    from . import api
 
     if not args.verbose:  # a failed file ends the export with its own one-line error
         logging.getLogger("zvfs").setLevel(logging.CRITICAL)
-    opener = partial(open_tree, args.store, args.cache_size, directories=False, **_options(args))
-    if args.dask:
-        return export.export_dask(opener, args.outdir, args.dask, progress=not args.no_progress, resume=args.resume)
-    return export.export(opener(), args.outdir, progress=not args.no_progress, resume=args.resume)
+    exported = api.export(
+        args.store,
+        args.outdir,
+        progress=not args.no_progress,
+        resume=args.resume,
+        dask=args.dask,
+        cache_bytes=args.cache_size,
+        **_options(args),
+    )
+    print(exported)
+    return 0
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -175,13 +178,10 @@ def _index(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     import json
 
-    from .describe import as_text, describe
-    from .source import open_space
-    from .store import open_store
+    from . import api
+    from .describe import as_text
 
-    store = open_store(args.store)
-    space = open_space(store, args.transform, args.units, args.ignore_store_space)
-    d = describe(store, space)
+    d = api.info(args.store, transform=args.transform, units=args.units, ignore_store_space=args.ignore_store_space)
     print(json.dumps(d, indent=2) if args.json else as_text(d))
     return 0
 
@@ -196,12 +196,11 @@ def _sample(args: argparse.Namespace) -> int:
 def _link(args: argparse.Namespace) -> int:
     import json
 
-    from . import link
+    from . import api, link
     from .images import image_layer, parse_images
-    from .source import open_tree
 
     base = args.base_url if args.base_url.endswith("/") else args.base_url + "/"
-    source = link.Source(link.source_name(args.source), open_tree(args.source, **_options(args)), base)
+    source = link.Source(link.source_name(args.source), api.open_tree(args.source, **_options(args)), base)
     state = link.build_state([source], [image_layer(image, base) for image in parse_images(args.image)])
     print(json.dumps(state, indent=2))
     print(link.state_url(state, args.viewer or link.DEFAULT_VIEWER))
@@ -209,10 +208,9 @@ def _link(args: argparse.Namespace) -> int:
 
 
 def _view(args: argparse.Namespace) -> int:
-    from . import link
+    from . import api, link
     from .frontends import view
     from .images import IMAGES_DIR, image_tree, parse_images
-    from .source import open_tree
     from .tree import MultiTree
 
     view.client_dir()  # fail before opening stores when the client is not installed
@@ -220,7 +218,7 @@ def _view(args: argparse.Namespace) -> int:
     trees: dict[str, Tree] = {}
     for name, path in link.unique_names(args.sources, taken=[IMAGES_DIR]).items():
         try:
-            trees[name] = open_tree(path, args.cache_size, **_options(args))
+            trees[name] = api.open_tree(path, cache_bytes=args.cache_size, **_options(args))
         except StoreError as exc:  # the other stores are still worth showing
             if len(args.sources) == 1:
                 raise

@@ -73,13 +73,21 @@ def open_virtual_tree(
     )
 
 
-def open_tree(path: str, cache_bytes: int = DEFAULT_CACHE_BYTES, *, directories: bool = True, **options: Any) -> Tree:
+def open_tree(
+    path: str,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
+    *,
+    directories: bool = True,
+    budget: Budget | None = None,
+    **options: Any,
+) -> Tree:
     """What ``path`` names, as a tree: a ZVF store's virtual tree; a directory holding stores (at any
     depth) as a :class:`~zvfs.forest.StoreForest` of their trees, sharing one budget; any other
-    directory (a mount, an export) as it is, when ``directories`` allows."""
+    directory (a mount, an export) as it is, when ``directories`` allows. Caches draw from
+    ``budget`` (default: a new one of ``cache_bytes``)."""
+    budget = budget or Budget(cache_bytes)
     if not (os.path.isdir(path) and not is_zvf_store(path)):
-        return open_virtual_tree(path, cache_bytes, **options)
-    budget = Budget(cache_bytes)
+        return open_virtual_tree(path, budget=budget, **options)
     forest = StoreForest(path, budget, lambda store: open_virtual_tree(store, budget=budget, **options))
     if forest.stores:
         return forest

@@ -269,17 +269,25 @@ def unique_names(names: Iterable[str], taken: Iterable[str] = ()) -> list[str]:
 
 
 class MultiTree:
-    """Named trees side by side (``zvfs view``): ``NAME/PATH`` is ``PATH`` of tree ``NAME``. With a
-    ``base`` tree, every other path is the base's (``zvfs serve STORE --image``: images beside a store)."""
+    """Named trees side by side (``zvfs view``, a server of the Python API): ``NAME/PATH`` is
+    ``PATH`` of tree ``NAME``; trees can be added while it is served. With a ``base`` tree, every
+    other path is the base's (``zvfs serve STORE --image``: images beside a store)."""
 
     def __init__(self, trees: Mapping[str, Tree], base: Tree | None = None) -> None:
-        for name in trees:
-            if name in ("", ".", "..") or "/" in name or "\0" in name:
-                raise ValueError(f"not a directory name: {name!r}")
-        self.trees = dict(trees)
+        self.trees: dict[str, Tree] = {}
         self.base = base
-        self.label = ", ".join(tree.label for tree in [*([base] if base else []), *self.trees.values()])
-        self.mtime = max((tree.stat("").mtime for tree in self.trees.values()), default=0.0)
+        self.label = base.label if base else ""
+        self.mtime = 0.0
+        for name, tree in trees.items():
+            self.add(name, tree)
+
+    def add(self, name: str, tree: Tree) -> None:
+        """Show ``tree`` as directory ``name`` (replacing a tree of that name)."""
+        if name in ("", ".", "..") or "/" in name or "\0" in name:
+            raise ValueError(f"not a directory name: {name!r}")
+        self.trees[name] = tree
+        self.label = ", ".join(t.label for t in [*([self.base] if self.base else []), *self.trees.values()])
+        self.mtime = max(self.mtime, tree.stat("").mtime)
 
     def _locate(self, path: str) -> tuple[Tree | None, str]:
         """(tree, path inside it), or (None, '') for the root of named trees alone."""

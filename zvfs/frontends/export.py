@@ -9,10 +9,13 @@ and writing a disjoint batch.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import posixpath
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -20,6 +23,9 @@ from tqdm import tqdm
 
 from ..errors import UsageError
 from ..tree import Tree
+
+if TYPE_CHECKING:
+    import distributed
 
 BATCHES_PER_WORKER = 8
 
@@ -72,7 +78,29 @@ def write_files(
     return written
 
 
-def export(tree: Tree, outdir: str, *, progress: bool = True, resume: bool = False) -> int:
+@dataclass(frozen=True)
+class Exported:
+    """What an export did: ``files`` in the tree, ``written`` of them (the rest were complete)."""
+
+    label: str
+    outdir: str
+    files: int
+    written: int
+    dask_workers: int | None = None
+
+    def __str__(self) -> str:
+        if self.dask_workers is not None:
+            return (
+                f"exported {self.files} files ({self.written} written) from {self.label} to {self.outdir} "
+                f"with {self.dask_workers} Dask workers"
+            )
+        return (
+            f"exported {self.files} files ({self.written} written, {self.files - self.written} already complete) "
+            f"from {self.label} to {self.outdir}"
+        )
+
+
+def export(tree: Tree, outdir: str, *, progress: bool = True, resume: bool = False) -> Exported:
     """Write every file of ``tree`` under ``outdir`` (created; must be empty unless ``resume``)."""
     fs, root = _output(outdir, resume)
     entries = list(walk(tree))
@@ -81,11 +109,7 @@ def export(tree: Tree, outdir: str, *, progress: bool = True, resume: bool = Fal
     files = [path for path, is_dir in entries if not is_dir]
     with tqdm(total=len(files), unit="file", disable=not progress, file=sys.stderr) as bar:
         written = write_files(tree, files, fs, root, resume, bar.update)
-    print(
-        f"exported {len(files)} files ({written} written, {len(files) - written} already complete) "
-        f"from {tree.label} to {outdir}"
-    )
-    return 0
+    return Exported(tree.label, outdir, len(files), written)
 
 
 _WORKER_TREES: dict[bytes, Tree] = {}
@@ -102,9 +126,15 @@ def _worker_batch(opener: Callable[[], Tree], outdir: str, paths: list[str], res
 
 
 def export_dask(
-    opener: Callable[[], Tree], outdir: str, scheduler: str, *, progress: bool = True, resume: bool = False
-) -> int:
-    """:func:`export` as tasks on the Dask cluster at ``scheduler`` (``tcp://host:port``)."""
+    opener: Callable[[], Tree],
+    outdir: str,
+    scheduler: str | distributed.Client,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+) -> Exported:
+    """:func:`export` as tasks on a Dask cluster: a scheduler address (``tcp://host:port``), or a
+    connected ``distributed.Client`` (left open)."""
     try:
         from distributed import Client, as_completed
     except ImportError:
@@ -112,7 +142,7 @@ def export_dask(
     tree = opener()
     _output(outdir, resume)
     files = [path for path, is_dir in walk(tree) if not is_dir]
-    with Client(scheduler) as client:
+    with contextlib.nullcontext(scheduler) if isinstance(scheduler, Client) else Client(scheduler) as client:
         workers = max(1, len(client.scheduler_info()["workers"]))
         size = max(1, -(-len(files) // (workers * BATCHES_PER_WORKER)))
         batches = [files[i : i + size] for i in range(0, len(files), size)]
@@ -124,5 +154,4 @@ def export_dask(
             for future in as_completed(futures):
                 written += future.result()
                 bar.update(futures[future])
-    print(f"exported {len(files)} files ({written} written) from {tree.label} to {outdir} with {workers} Dask workers")
-    return 0
+    return Exported(tree.label, outdir, len(files), written, workers)

@@ -20,7 +20,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 # mfusepy loads libfuse 2 when both are installed. libfuse 3 lets the kernel stop asking about opens
 # and releases (see ``TreeOperations.open``): a warm read of a cached file then never leaves the kernel.
@@ -255,29 +256,34 @@ def _tail(path: str, lines: int = 15) -> str:
         return ""
 
 
-def mount(
-    store: str,
-    mountpoint: str,
-    *,
-    foreground: bool = False,
-    options: dict[str, str | bool] | None = None,
-    cache_bytes: int,
-    log_file: str | None = None,
-    daemon_argv: Sequence[str],
-    **tree_options: Any,
-) -> int:
-    """Mount ``store`` (or a directory of stores) read-only at ``mountpoint``; in the background
-    unless ``foreground``, by running ``zvfs DAEMON_ARGV --foreground`` (the command line that asked
-    for this mount) as the daemon in its own session, once the store has opened here (its index
-    built, if it had none): ``tree_options`` as :func:`zvfs.source.open_tree` takes them."""
-    from ..source import open_tree
+@dataclass(frozen=True)
+class Mounted:
+    """A live background mount: ``label`` mounted at ``mountpoint`` by ``daemon``, logging to ``log_file``."""
 
-    options = dict(options or {})
+    label: str
+    mountpoint: str
+    daemon: subprocess.Popen
+    log_file: str
+
+    def __str__(self) -> str:
+        return f"mounted {self.label} at {self.mountpoint} (daemon pid {self.daemon.pid}, log {self.log_file})"
+
+
+def mount_foreground(open_tree: Callable[[], Tree], mountpoint: str, options: dict[str, str | bool]) -> int:
+    """Check ``mountpoint``, open the tree, then serve it there until unmounted (:func:`run_foreground`)."""
     path = check_mountpoint(mountpoint)
-    tree = open_tree(store, cache_bytes, directories=False, **tree_options)  # bad input fails here
-    if foreground:
-        return run_foreground(tree, path, options)
+    return run_foreground(open_tree(), path, options)
 
+
+def mount(
+    open_tree: Callable[[], Tree], mountpoint: str, *, daemon_argv: Sequence[str], log_file: str | None = None
+) -> Mounted:
+    """Mount a tree read-only at ``mountpoint`` in the background: check the mount point, open the
+    tree here with ``open_tree()`` (bad input fails now; an index is built now, if there was none),
+    then run ``zvfs DAEMON_ARGV --foreground`` (a ``zvfs mount`` command line for the same tree) as
+    the daemon in its own session, and return once the mount is live."""
+    path = check_mountpoint(mountpoint)
+    tree = open_tree()
     log_file = os.path.abspath(log_file or default_log_file(path))
     cmd = [sys.executable, "-m", "zvfs", *daemon_argv, "--foreground"]
     with open(log_file, "ab") as out:
@@ -285,8 +291,7 @@ def mount(
     deadline = time.monotonic() + MOUNT_TIMEOUT
     while time.monotonic() < deadline:
         if is_mounted(path):
-            print(f"zvfs: mounted {tree.label} at {path} (daemon pid {child.pid}, log {log_file})", file=sys.stderr)
-            return 0
+            return Mounted(tree.label, path, child, log_file)
         if child.poll() is not None:
             raise UsageError(f"mounting {tree.label} at {path} failed; daemon log {log_file}:\n{_tail(log_file)}")
         time.sleep(0.05)

@@ -18,6 +18,7 @@ import posixpath
 import re
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -242,25 +243,32 @@ def base_url(bind: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
-async def _run(app: tornado.web.Application, sockets: list[socket.socket], url: str) -> None:
-    """Serve on ``sockets`` until SIGINT or SIGTERM."""
+async def serve_until(app: tornado.web.Application, sockets: list[socket.socket], stop: asyncio.Event) -> None:
+    """Serve ``app`` (from :func:`make_app`) on ``sockets`` until ``stop`` is set; then close the
+    sockets and every connection, drop the worker pool's pending calls and wait for its running ones,
+    so that nothing of the server is left."""
     server = HTTPServer(app)
     server.add_sockets(sockets)
+    try:
+        await stop.wait()
+    finally:
+        server.stop()
+        await server.close_all_connections()
+        app.settings["executor"].shutdown(wait=True, cancel_futures=True)
+
+
+async def _run(app: tornado.web.Application, sockets: list[socket.socket], url: str) -> None:
+    """Serve on ``sockets`` until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     print(f"serving {app.settings['tree'].label} at {url}", flush=True)
-    await stop.wait()
-    server.stop()
+    await serve_until(app, sockets, stop)
 
 
 def run_until_stopped(app: tornado.web.Application, sockets: list[socket.socket], url: str) -> None:
-    """Serve ``app`` (from :func:`make_app`) on ``sockets`` until SIGINT or SIGTERM, then drop its
-    worker pool's pending calls."""
-    try:
-        asyncio.run(_run(app, sockets, url))
-    finally:
-        app.settings["executor"].shutdown(wait=False, cancel_futures=True)
+    """Serve ``app`` (from :func:`make_app`) on ``sockets`` until SIGINT or SIGTERM."""
+    asyncio.run(_run(app, sockets, url))
 
 
 def serve(tree: Tree, *, port: int, bind: str = "127.0.0.1") -> int:
@@ -268,3 +276,36 @@ def serve(tree: Tree, *, port: int, bind: str = "127.0.0.1") -> int:
     sockets = listen(port, bind)
     run_until_stopped(make_app(tree), sockets, base_url(bind, sockets[0].getsockname()[1]))
     return 0
+
+
+class Background:
+    """``app`` (from :func:`make_app`) served on ``sockets`` by a thread with an event loop of its
+    own, so that the caller (a script, a notebook) goes on; :meth:`close` stops it and waits until
+    its port, connections and threads are gone."""
+
+    def __init__(self, app: tornado.web.Application, sockets: list[socket.socket]) -> None:
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, args=(app, sockets), name="zvfs-http-server", daemon=True)
+        self._thread.start()
+        self._started.wait()
+
+    def _run(self, app: tornado.web.Application, sockets: list[socket.socket]) -> None:
+        async def main() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            self._started.set()
+            await serve_until(app, sockets, self._stop)
+
+        try:
+            asyncio.run(main())
+        finally:
+            self._started.set()  # also when it failed to start: the constructor waits for this
+
+    def close(self) -> None:
+        """Stop serving and wait for it (again: nothing)."""
+        if self._thread.is_alive():
+            assert self._loop is not None and self._stop is not None
+            with contextlib.suppress(RuntimeError):  # the loop has just ended
+                self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join()
