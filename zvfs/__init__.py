@@ -1,7 +1,8 @@
 """zvfs: Zarr Vector Format stores as read-only Neuroglancer precomputed trees.
 
 The Python API (docs/python.md): :func:`open_tree`, :func:`info`, :func:`export`, :func:`mount`,
-:func:`serve` / :class:`Server`. Importing ``zvfs`` is cheap: each is imported when first used.
+:func:`serve` / :class:`Server`, and :func:`add` (a store's layers into a ``neuroglancer.Viewer``)
+/ :class:`Viewer`. Importing ``zvfs`` is cheap: each is imported when first used.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from .tree import NotFound as NotFound
     from .tree import ReadFailed as ReadFailed
     from .tree import Tree as Tree
+    from .viewer import Viewer as Viewer
+    from .viewer import add as add
 
 __version__ = "0.1.0"
 
@@ -40,6 +43,8 @@ _LAZY = {
     "Tree": "tree",
     "NotFound": "tree",
     "ReadFailed": "tree",
+    "add": "viewer",
+    "Viewer": "viewer",
 }
 
 __all__ = ["StoreError", "UsageError", "__version__", *_LAZY]

@@ -443,12 +443,12 @@ def view_fit(dimensions: dict[str, list], box: Box) -> dict:
     }
 
 
-def build_state(sources: Sequence[Source], images: Sequence[dict] = ()) -> dict:
+def build_state(sources: Sequence[Source], images: Sequence[dict] = (), dimensions: dict | None = None) -> dict:
     """A complete Neuroglancer state showing every layer of every source in one coordinate space
-    (the first annotation layer's dimensions, else x/y/z in nanometres), above the ``images``'
-    layers (:func:`zvfs.images.image_layer`), fitted to the sources' data."""
+    (``dimensions``, a viewer's own, else the first annotation layer's, else x/y/z in nanometres),
+    above the ``images``' layers (:func:`zvfs.images.image_layer`), fitted to the sources' data."""
     layers = [layer for s in sources for layer in tree_layers(s)]
-    dimensions = next((lay.dimensions for lay in layers if lay.dimensions), dict.fromkeys("xyz", NM))
+    dimensions = dimensions or next((lay.dimensions for lay in layers if lay.dimensions), dict.fromkeys("xyz", NM))
     box = Box()
     for layer in layers:
         box = box.union(layer.box)
