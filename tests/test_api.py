@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import neuroglancer
+import nibabel as nib
 import numpy as np
 import pytest
 import requests
@@ -36,6 +37,7 @@ import zvfs
 ROOT = Path(__file__).resolve().parent.parent
 # the issue's affine (voxels of 4 x 4 x 25 um, in mm), moved away from the stored coordinates
 AFFINE = np.array([[0.004, 0, 0, -50], [0, 0.004, 0, -50], [0, 0, 0.025, -50], [0, 0, 0, 1]])
+T1_AFFINE = np.array([[2.0, 0, 0, -20], [0, 2, 0, -30], [0, 0, 2, -10], [0, 0, 0, 1]])
 SPACE: zvfs.TreeOptions = {"transform": AFFINE, "units": "mm"}
 SPACE_ARGS = ["--transform", json.dumps(AFFINE.tolist()), "--units", "mm"]
 HEAVY = ("numpy", "zarr", "zarr_vectors", "tornado", "neuroglancer", "fsspec", "mfusepy")
@@ -264,6 +266,59 @@ def test_add_with_a_base_url_serves_nothing(stores: dict[str, Path]) -> None:
     (layer,) = viewer.state.to_json()["layers"]
     assert layer["source"] == "precomputed://http://data.example/p/annotations"
     assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("zvfs")]
+
+
+# -- add: reference images ------------------------------------------------------------------------------
+
+
+def write_t1(path: Path) -> Path:
+    """A small NIfTI "T1" in mm (2 mm voxels, shifted)."""
+    image = nib.Nifti1Image(np.arange(10 * 12 * 14, dtype=np.float32).reshape(10, 12, 14), T1_AFFINE)
+    image.header.set_xyzt_units("mm")
+    nib.save(image, path)
+    return path
+
+
+def test_images_are_told_from_stores(stores: dict[str, Path], tmp_path: Path) -> None:
+    from zvfs.viewer import image_of
+
+    ome = tmp_path / "brain.ome.zarr"
+    ome.mkdir()
+    (ome / "zarr.json").write_text("{}")
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "points.zarrvectors").symlink_to(stores["points"])
+    expected = {
+        str(write_t1(tmp_path / "t1.nii.gz")): "nifti",
+        str(ome): "zarr",
+        "zarr://https://host/brain.ome.zarr": "zarr",
+        "https://host/t1.nii": "nifti",
+        str(stores["points"]): None,  # a zarr.json too
+        str(lab): None,  # stores below
+        "https://host/scan.zarrvectors": None,
+    }
+    found = {source: getattr(image_of(source), "scheme", None) for source in expected}
+    assert found == expected
+
+
+def test_add_an_image_as_zvfs_link_image_shows_it(stores: dict[str, Path], tmp_path: Path) -> None:
+    """The image layer of ``zvfs link --image`` (header transform, contrast window), served as
+    ``zvfs serve --image`` serves it, beneath the store's layers, slices shown."""
+    nii = write_t1(tmp_path / "t1.nii.gz")
+    viewer = neuroglancer.Viewer()
+    with zvfs.serve() as server:
+        zvfs.add(viewer, stores["points"], server=server)
+        assert zvfs.add(viewer, nii, server=server) == ["t1"]
+        served = requests.get(f"{server.url}_images/t1.nii.gz", timeout=TIMEOUT)
+        assert served.status_code == 200 and served.content == nii.read_bytes()
+        assert list(server.stores) == ["points"]
+        out = cli("link", str(stores["points"]), "--image", str(nii), "--base-url", server.url).stdout
+    printed = json.loads(out[: out.rindex("}") + 1])
+    state = viewer.state.to_json()
+    assert [layer["name"] for layer in state["layers"]] == ["t1", "points/annotations"]
+    assert state["layers"][0] == printed["layers"][0] and state["showSlices"] is True
+    with pytest.raises(zvfs.UsageError, match="placed by its own header"):
+        zvfs.add(viewer, nii, transform=AFFINE)
 
 
 # -- the README's Python quick start -------------------------------------------------------------------------

@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import nibabel as nib
 import numpy as np
 import pytest
 import test_browser
 from support import PointSpec, build_meshes, build_points, build_polylines
-from test_browser import MIN_PIXELS, PIXELS_JS, SETTLE_JS, SETTLE_MS, VIEWPORT, check
+from test_browser import BRIGHT, LAYERS_JS, MIN_PIXELS, PIXELS_JS, SETTLE_JS, SETTLE_MS, VALUES_JS, VIEWPORT, check
 
 import zvfs
 
@@ -96,3 +97,39 @@ def test_several_stores_in_one_server_all_drawn(browser, stores) -> None:
     assert sorted(verdicts) == sorted(names)
     for name, verdict in verdicts.items():
         assert not verdict.failures(), (name, verdict.failures(), verdict)
+
+
+def test_an_image_added_from_python_is_placed_by_its_header(browser, stores, tmp_path) -> None:
+    """``viewer.add("t1.nii.gz")`` after a store (the tracts, moved into the image): the image layer
+    goes beneath the store's, and the client shows a bright voxel's value at the voxel's centre as
+    NIfTI places it (sform, 2.5 mm voxels) and not a voxel and a half away; the same image added
+    again (served under another name) reads the same."""
+    affine = np.array([[2.5, 0, 0, -20], [0, 2.5, 0, -30], [0, 0, 2.5, -10], [0, 0, 0, 1]])
+    data = np.full((10, 12, 14), 50.0, np.float32)
+    voxel = np.array([4, 5, 6])
+    data[tuple(voxel)] = BRIGHT
+    image = nib.Nifti1Image(data, affine)
+    image.header.set_xyzt_units("mm")
+    nib.save(image, tmp_path / "t1.nii.gz")
+    centre = (affine[:3, :3] @ voxel + affine[:3, 3]) * 1e-3  # metres
+    probes = [centre.tolist(), (centre + np.array([0.00375, 0, 0])).tolist()]  # and 1.5 voxels along x
+
+    viewer = zvfs.Viewer()
+    inside = np.array([[0.2, 0, 0, -20], [0, 0.2, 0, -30], [0, 0, 0.2, -10], [0, 0, 0, 1]])  # the tracts in the image
+    viewer.add(stores["tracts"], transform=inside, units="mm")
+    assert viewer.add(tmp_path / "t1.nii.gz") == ["t1"] and viewer.add(tmp_path / "t1.nii.gz", name="t1 again")
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(SETTLE_MS)
+    try:
+        page = context.new_page()
+        page.goto(viewer.get_viewer_url())
+        page.wait_for_function("window.viewer && window.viewer.layerManager.managedLayers.length === 4")
+        assert [name for name, _, _ in page.evaluate(LAYERS_JS)][:2] == ["t1", "t1 again"]
+        values = {}
+        for name in ("t1", "t1 again"):
+            settled = page.evaluate(SETTLE_JS, {"name": name, "timeout": SETTLE_MS})
+            assert not settled["errors"] and not settled["failed"], settled
+            values[name] = page.evaluate(VALUES_JS, {"name": name, "names": list("xyz"), "positions": probes})
+    finally:
+        context.close()
+    assert values == {"t1": [BRIGHT, 50], "t1 again": [BRIGHT, 50]}

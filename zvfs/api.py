@@ -10,6 +10,7 @@ goes through these functions.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -17,7 +18,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -31,8 +31,9 @@ from . import link, source
 from .cache import Budget
 from .errors import UsageError
 from .frontends import http
+from .images import IMAGES_DIR, Image, parse_image
 from .index import IndexOptions
-from .tree import DEFAULT_CACHE_BYTES, MultiTree, Tree, unique_names
+from .tree import DEFAULT_CACHE_BYTES, DirectoryTree, MultiTree, Tree, unique_names
 
 if TYPE_CHECKING:
     import distributed
@@ -208,7 +209,7 @@ def _mount_command(
     return argv
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Served:
     """A tree a :class:`Server` serves: its directory ``name`` on the server, its ``url`` (ending
     in '/') and the ``tree`` itself."""
@@ -220,15 +221,17 @@ class Served:
 
 class Server:
     """Stores served over HTTP (CORS, ``HEAD``, byte ranges, as ``zvfs serve``) by a background
-    thread, each under ``url + name + "/"``; stores can be added while it runs, and all of them
-    share one memory budget of ``cache_bytes``. :meth:`close` (or the end of a ``with`` block)
-    stops it and frees its port and threads."""
+    thread, each under ``url + name + "/"``, local reference images under ``url + "_images/"``;
+    stores and images can be added while it runs, and all the stores share one memory budget of
+    ``cache_bytes``. :meth:`close` (or the end of a ``with`` block) stops it and frees its port and
+    threads."""
 
     def __init__(self, *, port: int = 0, bind: str = "127.0.0.1", cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         from .frontends import view
 
         self._budget = Budget(cache_bytes)
         self._trees = MultiTree({})
+        self._images = MultiTree({})  # served as IMAGES_DIR once it holds an image
         self._lock = threading.Lock()
         sockets = http.listen(port, bind)
         self.url = http.base_url(view.LOOPBACK.get(bind, bind), sockets[0].getsockname()[1])
@@ -243,14 +246,31 @@ class Server:
     def add_tree(self, tree: Tree, name: str) -> Served:
         """Serve an opened tree under ``name`` (made unique, and without '/')."""
         with self._lock:
-            (unique,) = unique_names([name.replace("/", "_").strip(".") or "tree"], taken=self._trees.trees)
+            taken = [*self._trees.trees, IMAGES_DIR]
+            (unique,) = unique_names([name.replace("/", "_").strip(".") or "tree"], taken=taken)
             self._trees.add(unique, tree)
         return Served(unique, f"{self.url}{quote(unique)}/", tree)
 
+    def add_image(self, image: PathLike) -> Image:
+        """A reference image (:func:`zvfs.images.parse_image`: a NIfTI file, an OME-Zarr, N5 or
+        precomputed directory, or a URL), served under ``_images/NAME`` (its file name, made unique)
+        when it is local, as ``zvfs serve --image`` serves it; its layer source is
+        ``image.source_url(server.url)``."""
+        found = parse_image(os.fspath(image))
+        if found.path is None:
+            return found
+        with self._lock:
+            (name,) = unique_names([found.name], taken=self._images.trees)
+            self._images.add(name, DirectoryTree(found.path))
+            if IMAGES_DIR not in self._trees.trees:
+                self._trees.add(IMAGES_DIR, self._images)
+        return dataclasses.replace(found, name=name)
+
     @property
     def stores(self) -> dict[str, str]:
-        """name -> URL of every tree served."""
-        return {name: f"{self.url}{quote(name)}/" for name in list(self._trees.trees)}
+        """name -> URL of every store (tree) served."""
+        trees = list(self._trees.trees.items())
+        return {name: f"{self.url}{quote(name)}/" for name, tree in trees if tree is not self._images}
 
     def close(self) -> None:
         """Stop serving: the port, the connections and the threads are gone when this returns."""
@@ -268,17 +288,20 @@ class Server:
 
 def serve(
     *stores: PathLike,
+    images: Sequence[PathLike] = (),
     port: int = 0,
     bind: str = "127.0.0.1",
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     **options: Unpack[TreeOptions],
 ) -> Server:
-    """A running :class:`Server` of ``stores`` (each under its name: see :meth:`Server.add`), on
-    ``port`` (0: a free one)."""
+    """A running :class:`Server` of ``stores`` (each under its name: see :meth:`Server.add`) and
+    local reference ``images`` (see :meth:`Server.add_image`), on ``port`` (0: a free one)."""
     server = Server(port=port, bind=bind, cache_bytes=cache_bytes)
     try:
         for store in stores:
             server.add(store, **options)
+        for image in images:
+            server.add_image(image)
     except BaseException:
         server.close()
         raise
