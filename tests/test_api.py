@@ -77,6 +77,19 @@ def test_import_is_cheap_and_silent() -> None:
     assert (ROOT / "zvfs" / "py.typed").is_file()
 
 
+def test_without_neuroglancer_add_says_how_to_install_it(stores: dict[str, Path]) -> None:
+    """The rest of the API does not need the package."""
+    code = (
+        "import sys; sys.modules['neuroglancer'] = None\n"  # as if not installed
+        "import zvfs\n"
+        f"print(list(zvfs.open_tree({str(stores['points'])!r}).listdir('')))\n"
+        "zvfs.add\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
+    assert res.stdout == "['annotations']\n"
+    assert res.stderr.strip().endswith("ImportError: zvfs.add needs the neuroglancer package: pip install 'zvfs[view]'")
+
+
 @pytest.mark.parametrize(
     "call, args",
     [
