@@ -37,6 +37,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's helpers, shared with the benchmark
 from support import free_port, listening  # noqa: E402
 
+from zvfs.encoders.annotations import AnnotationSchema, decode_multiple  # noqa: E402
 from zvfs.encoders.meshes import Manifest  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -427,13 +428,10 @@ def annotation_session(root: Path, layer: str, rng: random.Random) -> list[Reque
         ]
     reqs += zoomed
     ids: set[int] = set()
-    for r in zoomed or reqs[1:]:  # a multiple-annotation file ends with the ids of its annotations
+    for r in zoomed or reqs[1:]:
         f = root / r.path
         if f.exists():
-            data = f.read_bytes()
-            count = int.from_bytes(data[:8], "little")
-            tail = data[len(data) - 8 * count :]
-            ids.update(int.from_bytes(tail[i : i + 8], "little") for i in range(0, len(tail), 8))
+            ids.update(cell_ids(info, f.read_bytes()))
     reqs += [Request("by_id", f"{layer}/by_id/{i}") for i in rng.sample(sorted(ids), min(10, len(ids)))]
     for rel in info.get("relationships", []):
         segs = sorted(int(p.name) for p in (root / layer / rel["key"]).iterdir())
@@ -668,10 +666,9 @@ def report_replay(store: Store, res: dict) -> None:
 # -- zarr-vectors' own chunk reads ------------------------------------------------------------
 
 
-def cell_ids(data: bytes) -> list[int]:
-    """Annotation ids of a spatial cell file (spec: uint64 count, records, then count uint64 ids)."""
-    count = int.from_bytes(data[:8], "little")
-    return [int.from_bytes(data[len(data) - 8 * (count - k) :][:8], "little") for k in range(count)]
+def cell_ids(info: dict, data: bytes) -> list[int]:
+    """Annotation ids of a spatial cell file of the layer ``info`` describes."""
+    return [int(i) for i in decode_multiple(AnnotationSchema.from_info(info), data).ids]
 
 
 def zv_cells(reqs: list[Request], passes: list[Pass], export: Path) -> list[dict]:
@@ -695,7 +692,7 @@ def zv_cells(reqs: list[Request], passes: list[Pass], export: Path) -> list[dict
                 "spatial": parts[1],
                 "level": len(spatial) - 1 - k,
                 "cell": cell,
-                **({"objects": [a - 1 for a in cell_ids((export / r.path).read_bytes())]} if items else {}),
+                **({"objects": [a - 1 for a in cell_ids(info, (export / r.path).read_bytes())]} if items else {}),
             }
         )
     return out

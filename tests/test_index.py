@@ -12,7 +12,6 @@ import subprocess
 from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 from support import (
@@ -31,6 +30,7 @@ from support import (
     zvfs,
 )
 
+from zvfs.encoders.annotations import AnnotationSchema, decode_multiple
 from zvfs.index import IndexOptions
 from zvfs.index import build as index_build  # the module (the package's build step is build_index)
 from zvfs.source import open_virtual_tree
@@ -213,12 +213,13 @@ def test_streamlines_coarse_cells_are_bounded(tmp_path: Path) -> None:
         patch.setattr(index_build, "MAX_ITEMS_PER_CELL", cap)
         tree = open_virtual_tree(str(store), index=IndexOptions(root=tmp_path / "idx"))
     info = json.loads(tree.read("annotations/info"))
+    schema = AnnotationSchema.from_info(info)
     seen: dict[int, int] = {}
     for level in info["spatial"]:
         for cell in tree.listdir(f"annotations/{level['key']}"):
             data = tree.read(f"annotations/{level['key']}/{cell}")
-            n = int(np.frombuffer(data, "<u8", 1)[0])
-            ids = np.frombuffer(data, "<u8", n, len(data) - 8 * n)
+            ids = decode_multiple(schema, data).ids
+            n = len(ids)
             for i in set(ids.tolist()):
                 assert seen.setdefault(i, level["key"]) == level["key"], "one level per item"
             if level is not info["spatial"][-1]:
