@@ -12,12 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr_vectors as zv
-from neuroglancer import read_precomputed_annotations, write_annotations
+from neuroglancer import read_precomputed_annotations
 from support import FRONT_ENDS, build_graph, build_lines, build_polylines, tree_urls
 from support import point_key as key
 from zarr_vectors import building
-
-write_annotations._PROPERTY_DTYPES["uint32"] = (("<u4",), 4)  # 2.41.2 reader bug, fixed upstream (8c06aa58)
 
 OBJECT_PROPERTIES = {"score": np.float32, "weight64": np.float32, "count": np.int32, "tag": np.uint16, "big": np.int32}
 

@@ -11,14 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr_vectors as zv
-from neuroglancer import read_precomputed_annotations, write_annotations
+from neuroglancer import read_precomputed_annotations
 from support import PointSpec, add_pyramid, build_points, read_truth, tree_urls
 from support import point_key as key
 
 from zvfs.encoders.meshes import Manifest
 from zvfs.tree import NotFound
-
-write_annotations._PROPERTY_DTYPES["uint32"] = (("<u4",), 4)  # 2.41.2 reader bug, fixed upstream (8c06aa58)
 
 PYRAMIDS = {1: False, 2: True, 3: True, 4: False}  # levels -> with object ids
 

@@ -10,15 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from neuroglancer import read_precomputed_annotations, write_annotations
+from neuroglancer import read_precomputed_annotations
 from support import mounted, read_truth, served
 from support import point_key as key
 
 from zvfs.source import open_virtual_tree
-
-# The 2.41.2 reader gives uint32 alignment 3 (fixed upstream in 8c06aa58); our files follow the
-# client, so read them with the corrected table.
-write_annotations._PROPERTY_DTYPES["uint32"] = (("<u4",), 4)
 
 STORES = ("tiny", "typed", "typed_anonymous", "large")
 FRONT_ENDS = ("fuse", "http")
