@@ -71,7 +71,7 @@ ISOLATE_JS = """(name) => {
 }"""
 
 # wait until the layer's sources are loaded and no chunk is in flight any more (whether all are in or some failed),
-# so that what the checks see is the end state, however slowly the machine runs
+# so that what the checks see is the end state, however slowly the machine runs; not settling is an error
 SETTLE_JS = """async ({name, timeout}) => {
   const v = window.viewer;
   const sleep = ms => new Promise(r => setTimeout(r, ms));
@@ -96,16 +96,19 @@ SETTLE_JS = """async ({name, timeout}) => {
   };
   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
   const start = performance.now();
-  let settled = 0, p;
+  let settled = 0, p, last;
   while (performance.now() - start < timeout) {
     p = await probe();
-    // settled: nothing loading or in flight, and either everything is in or something failed
+    // settled: nothing loading or in flight, either everything is in or something failed, and the counts
+    // unchanged for three probes in a row (a failed chunk must not end the wait before its siblings are queued)
     const done = p.errors.length > 0 || p.failed > 0 || (p.ready && p.visible > 0);
-    settled = done && !p.loading && !p.busy ? settled + 1 : 0;
+    const counts = JSON.stringify([p.visible, p.failed, p.errors.length]);
+    settled = done && !p.loading && !p.busy && (settled === 0 || counts === last) ? settled + 1 : 0;
+    last = counts;
     if (settled === 3) return p;
     await sleep(150);
   }
-  return p;
+  throw new Error(`layer ${name} did not settle in ${timeout} ms: ${JSON.stringify(p)}`);
 }"""
 
 # draw, copy the WebGL canvas in the same task, count non-black pixels
