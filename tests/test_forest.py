@@ -2,13 +2,15 @@
 
 Each store appears under its relative path with exactly the files of its own tree; directories
 without a store below them are not shown; stores are opened on first access and closed again under
-memory pressure (a cache too small to keep one open store still serves every file right); ``zvfs
-link`` shows every store's layers.
+memory pressure (a cache too small to keep one open store still serves every file right); a store
+that cannot be opened fails only its own paths; ``zvfs link`` shows every store's layers.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,56 @@ def test_link_shows_every_store(lab: Path) -> None:
     ]
     sources = {layer["name"]: layer["source"] for layer in state["layers"]}
     assert sources["lab0/cohort2/c.zarrvectors/meshes"] == "precomputed://http://h/cohort2/c.zarrvectors/meshes"
+
+
+# -- one store that cannot be opened, beside good ones ------------------------------------------------
+
+GOOD = ("cohort1/a.zarrvectors", "cohort2/c.zarrvectors")
+BAD = "bad.zarrvectors"
+
+
+@pytest.fixture(scope="module")
+def mixed(lab: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two of the lab's stores, and beside them a store whose root metadata lacks its version."""
+    root = tmp_path_factory.mktemp("mixed")
+    for rel in GOOD:
+        shutil.copytree(lab / rel, root / rel)
+    shutil.copytree(lab / GOOD[0], root / BAD)
+    meta = json.loads((root / BAD / "zarr.json").read_text())
+    del meta["attributes"]["zarr_vectors"]["zv_version"]
+    (root / BAD / "zarr.json").write_text(json.dumps(meta))
+    return root
+
+
+def test_mount_fails_only_the_broken_store(mixed: Path, own_trees, tmp_path: Path) -> None:
+    """The broken store's paths are EIO and the log says why in one line naming it; the directory
+    still lists and every good store reads as on its own."""
+    log = tmp_path / "log"
+    with mounted(mixed, tmp_path / "mnt", "--log-file", str(log)) as mp:
+        assert sorted(p.name for p in mp.iterdir()) == [BAD, "cohort1", "cohort2"]
+        for path in (mp / BAD, mp / BAD / "annotations" / "info"):
+            with pytest.raises(OSError) as info:
+                path.stat()
+            assert info.value.errno == errno.EIO
+        for rel in GOOD:
+            assert read_files(mp / rel) == own_trees[rel], rel
+    lines = [line for line in log.read_text().splitlines() if BAD in line]
+    assert lines and all("zv_version" in line and "ERROR" in line for line in lines), log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+def test_serve_fails_only_the_broken_store(mixed: Path, own_trees, tmp_path: Path) -> None:
+    """The broken store's paths answer 500 with its one-line reason, not a traceback."""
+    log = tmp_path / "log"
+    with served(mixed, log) as (proc, base):
+        assert requests.get(base, timeout=TIMEOUT).json() == [BAD, "cohort1", "cohort2"]
+        for target in (f"{BAD}/", f"{BAD}/annotations/info"):
+            resp = requests.get(base + target, timeout=TIMEOUT)
+            error = resp.json()["error"]
+            assert resp.status_code == 500 and str(mixed / BAD) in error and "zv_version" in error, resp.text
+            assert "\n" not in error
+        for rel in GOOD:
+            for name, data in own_trees[rel].items():
+                assert requests.get(f"{base}{rel}/{name}", timeout=TIMEOUT).content == data, (rel, name)
+        assert proc.poll() is None
+    assert "Traceback" not in log.read_text()

@@ -16,8 +16,9 @@ import threading
 from collections.abc import Callable, Iterator
 
 from .cache import Budget, Memo
+from .errors import StoreError
 from .store import is_zvf_store
-from .tree import NotFound, Stat, Tree, split_path
+from .tree import NotFound, ReadFailed, Stat, Tree, split_path
 
 log = logging.getLogger("zvfs")
 
@@ -88,8 +89,16 @@ class StoreForest:
         raise NotFound(path)
 
     def tree(self, store: str) -> Tree:
-        """The tree of one store, opened now unless it is open."""
-        return self._trees.get(store, lambda: self._open(os.path.join(self.root, store)))
+        """The tree of one store, opened now unless it is open. A store that cannot be opened fails
+        its own paths only (:class:`ReadFailed`, logged in one line); it is tried again when next
+        asked for, so a store being written is served once it is whole."""
+        path = os.path.join(self.root, store)
+        try:
+            return self._trees.get(store, lambda: self._open(path))
+        except Exception as exc:
+            msg = str(exc) if isinstance(exc, StoreError) else f"{path}: cannot open: {type(exc).__name__}: {exc}"
+            log.error("%s", msg, exc_info=log.isEnabledFor(logging.DEBUG))
+            raise ReadFailed(msg) from exc
 
     def stat(self, path: str) -> Stat:
         store, rest = self._locate(path)
