@@ -146,3 +146,18 @@ def test_serve_fails_only_the_broken_store(mixed: Path, own_trees, tmp_path: Pat
                 assert requests.get(f"{base}{rel}/{name}", timeout=TIMEOUT).content == data, (rel, name)
         assert proc.poll() is None
     assert "Traceback" not in log.read_text()
+
+
+def test_link_shows_every_good_store_and_warns_of_the_broken_one(mixed: Path) -> None:
+    """Each good store's layers, and the broken store as a layer without a type (the viewer shows
+    its error), with a one-line warning naming it."""
+    res = zvfs("link", str(mixed), "--base-url", "http://h/")
+    state = json.loads(res.stdout[: res.stdout.rindex("}") + 1])
+    sources = {layer["name"]: layer["source"] for layer in state["layers"]}
+    assert sources == {
+        f"{mixed.name}/{BAD}": f"precomputed://http://h/{BAD}",
+        f"{mixed.name}/{GOOD[0]}/annotations": f"precomputed://http://h/{GOOD[0]}/annotations",
+        f"{mixed.name}/{GOOD[1]}/meshes": f"precomputed://http://h/{GOOD[1]}/meshes",
+    }
+    (warning,) = [line for line in res.stderr.splitlines() if "WARNING" in line]
+    assert BAD in warning and "zv_version" in warning

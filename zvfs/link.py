@@ -152,36 +152,56 @@ def layer_groups(tree: Tree, path: str = "", depth: int = 0) -> dict[str, dict[s
     """Each directory holding layers (a store's tree; the root, or each store of a directory of
     stores) -> its layer directories (paths from the root) -> ``info`` (of a known type) or the
     error reading it. A directory that holds no layer is searched below, down to
-    :data:`MAX_DEPTH`; one that does is not (its other directories are e.g. pinned levels)."""
+    :data:`MAX_DEPTH`; one that does is not (its other directories are e.g. pinned levels). A
+    directory that cannot be read (a store that cannot be opened) is a group of its own, its one
+    layer the error: it never hides the layers beside it."""
     layers: dict[str, dict | StoreError] = {}
-    subdirs = []
+    below: dict[str, StoreError | None] = {}  # directories to search below, or why one cannot be read
     for name in sorted(tree.listdir(path)):
         child = posixpath.join(path, name)
         try:
-            if tree.stat(f"{child}/info").is_dir:
+            if not tree.stat(child).is_dir:
                 continue
-        except (NotFound, NotADirectoryError):
-            subdirs.append(child)
+        except NotFound:  # gone since listed, or a link out of the tree
             continue
         except ReadFailed as exc:
-            layers[child] = StoreError(str(exc))
+            below[child] = StoreError(str(exc))
             continue
         try:
-            info = read_json(tree, f"{child}/info")
-        except StoreError as exc:
-            layers[child] = exc
+            found = layer_info(tree, child)
+        except NotFound:  # no info: a directory to search below
+            below[child] = None
             continue
-        if info.get("@type") in (ANNOTATIONS, SKELETONS, MULTILOD, LEGACY):
-            layers[child] = info
+        if found is not None:
+            layers[child] = found
     if layers:
         if any(isinstance(i, dict) and i["@type"] == MULTILOD for i in layers.values()):
             layers = {k: v for k, v in layers.items() if not (isinstance(v, dict) and v["@type"] == LEGACY)}
-        return {path: layers}
+        return {path: layers, **{child: {child: e} for child, e in below.items() if e is not None}}
     out: dict[str, dict[str, dict | StoreError]] = {}
-    for child in subdirs if depth < MAX_DEPTH else ():
-        if tree.stat(child).is_dir:
-            out.update(layer_groups(tree, child, depth + 1))
+    for child, error in below.items():
+        if error is None and depth < MAX_DEPTH:
+            try:
+                out.update(layer_groups(tree, child, depth + 1))
+            except ReadFailed as exc:  # listed, but its listing fails
+                error = StoreError(str(exc))
+        if error is not None:
+            out[child] = {child: error}
     return out
+
+
+def layer_info(tree: Tree, path: str) -> dict | StoreError | None:
+    """The layer in directory ``path``: its ``info`` (of a known type) or the error reading it;
+    None if it is not one (an ``info`` of another type, or a directory); NotFound without ``info``."""
+    try:
+        if tree.stat(f"{path}/info").is_dir:
+            return None
+        info = read_json(tree, f"{path}/info")
+    except ReadFailed as exc:
+        return StoreError(str(exc))
+    except StoreError as exc:
+        return exc
+    return info if info.get("@type") in (ANNOTATIONS, SKELETONS, MULTILOD, LEGACY) else None
 
 
 def segment_ids(tree: Tree, path: str, info: dict) -> list[str]:
