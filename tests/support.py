@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -151,6 +153,16 @@ def read_truth(path: Path) -> PointTruth:
             for p in level.objects[int(oid)].positions:
                 object_of[point_key(p)] = int(oid)
     return PointTruth(np.asarray(everything.positions), dict(everything.attributes), object_of)
+
+
+def unopenable_copy(store: Path, dest: Path) -> Path:
+    """A copy of ``store`` that still looks like a store but cannot be opened: its root metadata
+    lacks the format version."""
+    shutil.copytree(store, dest)
+    meta = json.loads((dest / "zarr.json").read_text())
+    del meta["attributes"]["zarr_vectors"]["zv_version"]
+    (dest / "zarr.json").write_text(json.dumps(meta))
+    return dest
 
 
 # -- front ends ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from support import (
     mounted,
     read_files,
     served,
+    unopenable_copy,
     zvfs,
 )
 
@@ -107,10 +108,7 @@ def mixed(lab: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mixed")
     for rel in GOOD:
         shutil.copytree(lab / rel, root / rel)
-    shutil.copytree(lab / GOOD[0], root / BAD)
-    meta = json.loads((root / BAD / "zarr.json").read_text())
-    del meta["attributes"]["zarr_vectors"]["zv_version"]
-    (root / BAD / "zarr.json").write_text(json.dumps(meta))
+    unopenable_copy(lab / GOOD[0], root / BAD)
     return root
 
 

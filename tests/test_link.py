@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 import requests
-from support import TIMEOUT, ZVFS, build_every_type, viewed, zvfs
+from support import TIMEOUT, ZVFS, build_every_type, unopenable_copy, viewed, zvfs
 
 from zvfs import link
 from zvfs.frontends import view
@@ -257,6 +257,29 @@ def first_event(base: str) -> dict:
     message = json.loads(line[len("data: ") :])
     assert message["k"] == "s"
     return message
+
+
+def test_view_shows_what_opens_and_warns_of_the_rest(stores, tmp_path):
+    """A store that cannot be opened is left out with a one-line warning; a directory's such store
+    is a layer without a type (the viewer shows its error): every other layer is shown."""
+    bad = unopenable_copy(stores["line"], tmp_path / "bad.zarrvectors")
+    lab = tmp_path / "lab"
+    shutil.copytree(stores["point_cloud"], lab / "ok.zarrvectors")
+    unopenable_copy(stores["line"], lab / "broken.zarrvectors")
+    log = tmp_path / "view.log"
+    with viewed([stores["mesh"], bad, lab], log) as (_, url):
+        base = url.split("/v/")[0] + "/"
+        assert [layer["name"] for layer in first_event(base)["s"]["layers"]] == [
+            "mesh/meshes",
+            "lab/broken.zarrvectors",
+            "lab/ok.zarrvectors/annotations",
+        ]
+        resp = requests.get(base + "lab/broken.zarrvectors/info", timeout=TIMEOUT)
+        assert resp.status_code == 500 and "zv_version" in resp.json()["error"]
+    warnings = [line for line in log.read_text().splitlines() if "WARNING" in line]
+    assert any(f"{bad}: cannot open" in line and "not shown" in line for line in warnings), warnings
+    assert any("/broken.zarrvectors: layer cannot be used" in line for line in warnings), warnings
+    assert "zvfs: error" not in log.read_text()
 
 
 def test_view_stops_cleanly_with_a_client_connected(stores, tmp_path):

@@ -16,6 +16,7 @@ from .tree import DEFAULT_CACHE_BYTES, ReadFailed, Tree
 if TYPE_CHECKING:
     from .api import TreeOptions
 
+log = logging.getLogger("zvfs")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*$")
 
 
@@ -219,10 +220,10 @@ def _view(args: argparse.Namespace) -> int:
     for name, path in link.unique_names(args.sources, taken=[IMAGES_DIR]).items():
         try:
             trees[name] = api.open_tree(path, cache_bytes=args.cache_size, **_options(args))
-        except StoreError as exc:  # the other stores are still worth showing
+        except StoreError as exc:  # the other stores are still worth showing: a warning, not an error
             if len(args.sources) == 1:
                 raise
-            print(f"zvfs: error: {exc} (not shown)", file=sys.stderr)
+            log.warning("%s; not shown", exc)
     if not trees:
         raise UsageError("none of the stores could be opened")
     served = image_tree(images)
