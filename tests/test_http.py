@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -353,6 +354,34 @@ def test_directory_tree(dir_url: str) -> None:
     assert requests.get(dir_url + "public.txt", timeout=TIMEOUT).content == b"public"
     resp = requests.get(dir_url + "sub/inner.bin", headers={"Range": "bytes=-5"}, timeout=TIMEOUT)
     assert resp.status_code == 206 and resp.content == NESTED[-5:]
+    assert sorted(requests.get(dir_url, timeout=TIMEOUT).json()) == ["link", "public.txt", "sub"]
+
+
+@pytest.mark.parametrize("target", ["public.txt/x", "public.txt/x/", "sub/inner.bin/y", "public.txt/"])
+def test_path_through_a_file_is_404(dir_url: str, target: str) -> None:
+    resp = requests.get(dir_url + target, timeout=TIMEOUT)
+    assert resp.status_code == 404 and "error" in resp.json()
+    assert_cors(resp)
+
+
+def test_directory_that_cannot_be_listed_is_500_naming_it(
+    served_dir: Path, dir_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its listing fails (here: permission denied, which root is never told) with a one-line
+    message naming the directory; everything else is served."""
+    listdir = os.listdir
+
+    def denied(path: str) -> list[str]:
+        if Path(path) == served_dir / "sub":
+            raise PermissionError(13, "Permission denied", path)
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", denied)
+    resp = requests.get(dir_url + "sub/", timeout=TIMEOUT)
+    error = resp.json()["error"]
+    assert resp.status_code == 500 and f"{served_dir}: /sub: " in error and "Permission denied" in error
+    assert "\n" not in error
+    assert requests.get(dir_url + "sub/inner.bin", timeout=TIMEOUT).content == NESTED
     assert sorted(requests.get(dir_url, timeout=TIMEOUT).json()) == ["link", "public.txt", "sub"]
 
 

@@ -226,27 +226,34 @@ class DirectoryTree:
         return real
 
     @contextlib.contextmanager
-    def _os_errors(self, path: str) -> Iterator[None]:
+    def _os_errors(self, path: str, real: str) -> Iterator[None]:
+        """The file system's errors as the tree's; only a path that exists but is of the wrong kind
+        keeps its own (NotADirectoryError, IsADirectoryError), as :class:`VirtualTree` raises them."""
         try:
             yield
         except FileNotFoundError:
             raise NotFound(path) from None
         except (NotADirectoryError, IsADirectoryError):
+            if not os.path.lexists(real):  # a path through a file ('note.txt/x') names nothing
+                raise NotFound(path) from None
             raise
         except OSError as exc:
             raise ReadFailed(f"{self.label}: /{path}: {exc}") from exc
 
     def stat(self, path: str) -> Stat:
-        with self._os_errors(path):
-            st = os.stat(self._real(path))
+        real = self._real(path)
+        with self._os_errors(path, real):
+            st = os.stat(real)
         return Stat(stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime)
 
     def listdir(self, path: str) -> Iterator[str]:
-        with self._os_errors(path):
-            return iter(sorted(os.listdir(self._real(path))))
+        real = self._real(path)
+        with self._os_errors(path, real):
+            return iter(sorted(os.listdir(real)))
 
     def read(self, path: str, offset: int = 0, size: int | None = None) -> bytes:
-        with self._os_errors(path), open(self._real(path), "rb") as f:
+        real = self._real(path)
+        with self._os_errors(path, real), open(real, "rb") as f:
             f.seek(offset)
             return f.read() if size is None else f.read(size)
 
