@@ -15,6 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import zarr_vectors as zv
+from tornado.netutil import bind_sockets
+
+from zvfs.frontends.http import Background, make_app
+from zvfs.tree import Tree
 
 TIMEOUT = 60
 ZVFS = [sys.executable, "-m", "zvfs"]
@@ -214,6 +218,17 @@ def cli_server(args: list[str], log: Path, banner: str) -> Iterator[tuple[subpro
             proc.kill()
         proc.wait(TIMEOUT)
         proc.stdout.close()
+
+
+@contextmanager
+def running(tree: Tree) -> Iterator[str]:
+    """A real server for ``tree`` on a free port, in a thread with its own event loop; yields its URL."""
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = Background(make_app(tree), sockets)
+    try:
+        yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}/"
+    finally:
+        server.close()
 
 
 @contextmanager

@@ -19,11 +19,10 @@ from typing import Any
 
 import pytest
 import requests
-from support import cli_server
-from tornado.netutil import bind_sockets
+from support import cli_server, running
 
 from zvfs.errors import UsageError
-from zvfs.frontends.http import Background, make_app, parse_range, serve, tree_path
+from zvfs.frontends.http import parse_range, serve, tree_path
 from zvfs.tree import Dir, DirectoryTree, File, Tree, VirtualTree
 
 MTIME = 1_700_000_000.0
@@ -66,17 +65,6 @@ class Recording:
         if hit is not None:
             self.reads.append((path, "at hand"))
         return hit
-
-
-@contextmanager
-def running(tree: Tree) -> Iterator[str]:
-    """A real server for ``tree`` on a free port, in a thread with its own event loop; yields its URL."""
-    sockets = bind_sockets(0, "127.0.0.1")
-    server = Background(make_app(tree), sockets)
-    try:
-        yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}/"
-    finally:
-        server.close()
 
 
 @contextmanager
