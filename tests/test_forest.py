@@ -9,8 +9,11 @@ that cannot be opened fails only its own paths; ``zvfs link`` shows every store'
 from __future__ import annotations
 
 import errno
+import gc
 import json
+import os
 import shutil
+import weakref
 from pathlib import Path
 
 import pytest
@@ -23,10 +26,15 @@ from support import (
     build_polylines,
     mounted,
     read_files,
+    running,
     served,
     unopenable_copy,
     zvfs,
 )
+
+from zvfs.index import IndexOptions, tasks
+from zvfs.source import open_tree
+from zvfs.store import ZVFStore
 
 STORES = ("cohort1/a.zarrvectors", "cohort1/deeper/b.zarrvectors", "cohort2/c.zarrvectors")
 
@@ -159,3 +167,24 @@ def test_link_shows_every_good_store_and_warns_of_the_broken_one(mixed: Path) ->
     }
     (warning,) = [line for line in res.stderr.splitlines() if "WARNING" in line]
     assert BAD in warning and "zv_version" in warning
+
+
+def test_a_store_closed_under_memory_pressure_is_let_go(lab: Path, tmp_path: Path, monkeypatch) -> None:
+    """With a budget too small to keep a store open, no store object outlives its request, not
+    even one its index build (run in this process) opened; nothing stays registered for the build."""
+    alive: list[weakref.ref] = []
+    init = ZVFStore.__init__
+
+    def recording(self: ZVFStore, *args, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        alive.append(weakref.ref(self))
+
+    monkeypatch.setattr(ZVFStore, "__init__", recording)
+    forest = open_tree(str(lab), 2**20, index=IndexOptions(root=tmp_path / "index"))  # a new index: built
+    with running(forest) as base:
+        for rel in STORES:
+            assert requests.get(f"{base}{rel}/", timeout=TIMEOUT).status_code == 200, rel
+    assert len(os.listdir(tmp_path / "index")) >= len(STORES)
+    assert not tasks._STORES
+    gc.collect()
+    assert alive and [ref() for ref in alive] == [None] * len(alive)

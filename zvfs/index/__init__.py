@@ -67,9 +67,8 @@ def open_index(store: ZVFStore, budget: Budget, options: IndexOptions) -> StoreI
             return StoreIndex(store, IndexFiles(path), budget, IndexState.FOUND)
         except IndexCorrupt:
             shutil.rmtree(path, ignore_errors=True)
-        build_index(
-            store, root, key, Runner(scheduler=options.scheduler, workers=options.workers, progress=options.progress)
-        )
+        run = Runner(store, scheduler=options.scheduler, workers=options.workers, progress=options.progress)
+        build_index(store, root, key, run)
         prune(root, key, store.path)  # earlier versions of the store
         return StoreIndex(store, IndexFiles(path), budget, IndexState.BUILT)
 

@@ -3,7 +3,9 @@ Dask cluster, with one progress bar.
 
 Tasks are plain top-level functions whose first argument is the store's path (or URL); a worker
 opens each store once and keeps it for the tasks that follow (workers live only as long as the
-build). Results come back in submission order.
+build). Tasks run in this process use the caller's own store, lent for that run only: a store
+opened here would live, with memory of its own, as long as the process. Results come back in
+submission order.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from tqdm import tqdm
@@ -21,7 +24,7 @@ from ..errors import UsageError
 from ..store import ZVFStore, open_store
 
 SERIAL_BELOW = 64  # tasks: fewer than this run in this process (starting workers costs more)
-_STORES: dict[str, ZVFStore] = {}  # a worker's open stores, for the lifetime of the worker
+_STORES: dict[str, ZVFStore] = {}  # a worker's open stores (here: the stores lent to a run)
 
 
 def worker_store(path: str) -> ZVFStore:
@@ -31,11 +34,31 @@ def worker_store(path: str) -> ZVFStore:
     return _STORES[path]
 
 
-class Runner:
-    """Where tasks run: ``scheduler`` a Dask scheduler address (``tcp://host:8786``), else local
-    processes (``workers``, default every core; 1 runs everything here)."""
+@contextmanager
+def lent(store: ZVFStore) -> Iterator[None]:
+    """``store`` as :func:`worker_store`'s answer for its path while tasks run in this process."""
+    _STORES[store.path] = store
+    try:
+        yield
+    finally:
+        if _STORES.get(store.path) is store:  # not another thread's, lent since
+            del _STORES[store.path]
 
-    def __init__(self, *, scheduler: str | None = None, workers: int | None = None, progress: bool = False) -> None:
+
+class Runner:
+    """Where the tasks of ``store``'s build run: ``scheduler`` a Dask scheduler address
+    (``tcp://host:8786``), else local processes (``workers``, default every core; 1 runs
+    everything here)."""
+
+    def __init__(
+        self,
+        store: ZVFStore,
+        *,
+        scheduler: str | None = None,
+        workers: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.store = store
         self.scheduler = scheduler
         self.workers = workers or os.cpu_count() or 1
         self.progress = progress
@@ -47,9 +70,10 @@ class Runner:
             if self.scheduler:
                 yield from self._dask(fn, args, bar)
             elif self.workers <= 1 or len(args) < SERIAL_BELOW:
-                for a in args:
-                    yield fn(*a)
-                    bar.update()
+                with lent(self.store):
+                    for a in args:
+                        yield fn(*a)
+                        bar.update()
             else:
                 context = multiprocessing.get_context("spawn")  # no fork: zarr runs an event-loop thread
                 with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
