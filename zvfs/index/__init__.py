@@ -123,6 +123,11 @@ class StoreIndex:
             return self.files.disk(name)
         return self._arrays.get(name, lambda: self.files.load(name))
 
+    def span(self, name: str, rows: slice) -> np.ndarray:
+        """Rows of an array read from disk alone, whatever its size: what one request needs of a
+        column that grows with the store (the page cache keeps what is read again)."""
+        return self.files.disk(name)[rows]
+
     def whole(self, name: str) -> np.ndarray:
         """An array read whole, whatever its size (for work that needs all of it anyway)."""
         values = self.array(name)

@@ -70,21 +70,29 @@ class SegmentIds:
 
     @cached_property
     def _table(self) -> tuple[np.ndarray, np.ndarray]:
-        segs = self._own if self._own is not None else self._ids.astype(np.uint64) + np.uint64(1)
-        return segs, np.argsort(segs)
+        """The store's own segment ids and their sorting order (object ids + 1 need neither)."""
+        assert self._own is not None
+        return self._own, np.argsort(self._own)
 
     def of(self, oids: np.ndarray) -> np.ndarray:
         """Segment ids of object ids (which must be present)."""
+        if self._own is None:
+            return np.asarray(oids).astype(np.uint64) + np.uint64(1)
         segs, _ = self._table
         return segs[np.searchsorted(self._ids, oids)]
 
     def all(self) -> np.ndarray:
+        if self._own is None:
+            return self._ids.astype(np.uint64) + np.uint64(1)
         segs, order = self._table
         return segs[order]
 
     def object_of(self, segment: int) -> int | None:
+        if self._own is None:
+            i = int(np.searchsorted(self._ids, segment - 1))
+            return segment - 1 if segment > 0 and i < len(self._ids) and self._ids[i] == segment - 1 else None
         segs, order = self._table
-        i = np.searchsorted(segs[order], np.uint64(segment))
+        i = int(np.searchsorted(segs[order], np.uint64(segment)))
         if i < len(order) and segs[order[i]] == segment:
             return int(self._ids[order[i]])
         return None
@@ -96,14 +104,15 @@ class ChunkTable:
 
     def __init__(self, chunks: np.ndarray, counts: np.ndarray, vertices: np.ndarray | None = None) -> None:
         chunks = np.asarray(chunks, np.int64)  # (M, D)
-        order = np.lexsort(tuple(chunks.T[::-1])) if len(chunks) else np.zeros(0, np.int64)
+        keys = linear_keys(chunks)
+        order = np.argsort(keys, kind="stable")  # lexicographic; linear when given sorted, as the index keeps them
         self.chunks = chunks[order]
         self.counts = np.asarray(counts, np.int64)[order]
         self.vertices = np.zeros(len(order), np.int64) if vertices is None else np.asarray(vertices, np.int64)[order]
         self.order = order  # row of the table -> row as given
         self._low = self.chunks.min(0) if len(order) else None
         self._span = self.chunks.max(0) - self._low + 1 if len(order) else None
-        self._keys = linear_keys(self.chunks)
+        self._keys = keys[order]
 
     def find(self, chunk: Cell) -> int | None:
         """The table row of ``chunk`` (None if the level has nothing there)."""

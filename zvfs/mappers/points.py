@@ -75,8 +75,8 @@ class PointSource(SpatialSource):
     def _coarse_column(self, name: str, rows: slice | np.ndarray) -> np.ndarray:
         """Rows of a column of the points kept whole in the index: a span read from disk alone, or
         any rows (the whole column read)."""
-        values = self.ctx.index.array(f"points/coarse_{name}")
-        return np.asarray(values[rows] if isinstance(rows, slice) else values[:][rows])
+        name = f"points/coarse_{name}"
+        return self.ctx.index.span(name, rows) if isinstance(rows, slice) else self.ctx.index.whole(name)[rows]
 
     def _coarse_members(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pinned level n >= 1: (chunks, CSR offsets, coarse point rows in hash order) of every
