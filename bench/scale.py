@@ -160,7 +160,8 @@ def session_memory(store: Path, index: Path, work: Path) -> dict:
         for level in info["spatial"][:-1]:
             files += [layer / level["key"] / c for c in os.listdir(layer / level["key"])]
         finest = info["spatial"][-1]["key"]
-        files += [layer / finest / c for c in rng.sample(sorted(os.listdir(layer / finest)), 200)]
+        cells = sorted(os.listdir(layer / finest))
+        files += [layer / finest / c for c in rng.sample(cells, min(200, len(cells)))]
         files += [layer / "by_id" / str(rng.randint(1, 10_000)) for _ in range(50)]
         for f in files:
             f.read_bytes()
