@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import numpy.typing as npt
 
 from . import numeric
 
@@ -145,6 +146,21 @@ class Annotations:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def take(self, rows: np.ndarray) -> Annotations:
+        """The annotations at ``rows`` (positions in this batch), in that order."""
+        rows = np.asarray(rows, np.int64)
+        geometry, counts = self.geometry[rows], None
+        if self.counts is not None:  # polylines: the vertex runs of the chosen ones
+            all_counts = np.asarray(self.counts, np.int64)
+            first = np.concatenate([[0], np.cumsum(all_counts)[:-1]]).astype(np.int64)
+            counts = all_counts[rows]
+            taken_first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+            vertices = np.repeat(first[rows] - taken_first, counts) + np.arange(int(counts.sum()))
+            geometry = self.geometry[vertices]
+        related = [self.related[r] for r in rows.tolist()] if self.related else ()
+        props = {p: np.asarray(v)[rows] for p, v in self.properties.items()}
+        return Annotations(geometry, props, np.asarray(self.ids)[rows], counts, related)
+
 
 def _property_block(schema: AnnotationSchema, props: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     block = np.zeros(n, schema.property_dtype)
@@ -209,9 +225,31 @@ def _decode_records(schema: AnnotationSchema, data: bytes, n: int, offset: int) 
     return Annotations(geometry, props, np.zeros(n, np.uint64), counts), end
 
 
+def _record_ends(schema: AnnotationSchema, ann: Annotations) -> np.ndarray:
+    """Where each record of :func:`_records` ends (bytes)."""
+    if not schema.polyline:
+        return np.arange(1, len(ann) + 1, dtype=np.int64) * schema.record_size
+    return np.cumsum(4 + 4 * schema.rank * np.asarray(ann.counts, np.int64) + schema.property_dtype.itemsize)
+
+
 def encode_multiple(schema: AnnotationSchema, ann: Annotations) -> bytes:
     """Spatial cell / relationship list: uint64 count, records, uint64 ids."""
-    return np.uint64(len(ann)).tobytes() + _records(schema, ann) + np.asarray(ann.ids, "<u8").tobytes()
+    return encode_multiples(schema, ann, [len(ann)])[0]
+
+
+def encode_multiples(schema: AnnotationSchema, ann: Annotations, groups: npt.ArrayLike) -> list[bytes]:
+    """:func:`encode_multiple` of consecutive groups of ``ann``, ``groups`` annotations each, encoded
+    together (many relationship files at once)."""
+    sizes = np.asarray(groups, np.int64).reshape(-1)
+    if sizes.sum() != len(ann):
+        raise ValueError(f"groups of {int(sizes.sum())} annotations for {len(ann)}")
+    records, ids = _records(schema, ann), np.asarray(ann.ids, "<u8").tobytes()
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    ends = np.concatenate([[0], _record_ends(schema, ann)]).astype(np.int64)
+    return [
+        np.uint64(b - a).tobytes() + records[ends[a] : ends[b]] + ids[8 * a : 8 * b]
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+    ]
 
 
 def decode_multiple(schema: AnnotationSchema, data: bytes) -> Annotations:
@@ -228,17 +266,34 @@ def decode_multiple(schema: AnnotationSchema, data: bytes) -> Annotations:
 
 def multiple_size(schema: AnnotationSchema, n: int, vertices: int = 0) -> int:
     """Exact size of :func:`encode_multiple` for ``n`` annotations (``vertices`` in all polylines)."""
-    extra = 4 * n + 4 * schema.rank * vertices if schema.polyline else 0
-    return 8 + n * (schema.record_size + 8) + extra
+    return int(multiple_sizes(schema, n, vertices))
+
+
+def multiple_sizes(schema: AnnotationSchema, n: npt.ArrayLike, vertices: npt.ArrayLike = 0) -> np.ndarray:
+    """:func:`multiple_size` of many files at once (int64, elementwise)."""
+    count, points = np.asarray(n, np.int64), np.asarray(vertices, np.int64)
+    extra = 4 * count + 4 * schema.rank * points if schema.polyline else 0
+    return 8 + count * (schema.record_size + 8) + extra
 
 
 def encode_single(schema: AnnotationSchema, ann: Annotations) -> bytes:
     """``by_id`` value of the one annotation in ``ann``: record, then related ids per relationship."""
-    related = ann.related[0] if ann.related else ()
-    if len(related) != len(schema.relationships):
-        raise ValueError(f"{len(related)} relationship lists for {len(schema.relationships)} relationships")
-    tail = b"".join(np.uint32(len(r)).tobytes() + np.asarray(r, "<u8").tobytes() for r in related)
-    return _records(schema, ann) + tail
+    if len(ann) != 1:
+        raise ValueError(f"a by_id file holds one annotation, not {len(ann)}")
+    return encode_singles(schema, ann)[0]
+
+
+def encode_singles(schema: AnnotationSchema, ann: Annotations) -> list[bytes]:
+    """:func:`encode_single` of each annotation of ``ann`` (in its order), encoded together."""
+    related = ann.related or [()] * len(ann)
+    if len(related) != len(ann) or any(len(r) != len(schema.relationships) for r in related):
+        raise ValueError(f"every annotation needs {len(schema.relationships)} relationship lists")
+    records = _records(schema, ann)
+    ends = _record_ends(schema, ann).tolist()
+    return [
+        records[a:b] + b"".join(np.uint32(len(r)).tobytes() + np.asarray(r, "<u8").tobytes() for r in lists)
+        for a, b, lists in zip([0, *ends[:-1]], ends, related, strict=True)
+    ]
 
 
 def decode_single(schema: AnnotationSchema, data: bytes, aid: int = 0) -> Annotations:
@@ -258,8 +313,16 @@ def decode_single(schema: AnnotationSchema, data: bytes, aid: int = 0) -> Annota
 
 def single_size(schema: AnnotationSchema, related_counts: Sequence[int], vertices: int = 0) -> int:
     """Exact size of :func:`encode_single` given the number of related ids per relationship."""
-    extra = 4 + 4 * schema.rank * vertices if schema.polyline else 0
-    return schema.record_size + extra + sum(4 + 8 * k for k in related_counts)
+    return int(single_sizes(schema, [related_counts], [vertices])[0])
+
+
+def single_sizes(schema: AnnotationSchema, related_counts: npt.ArrayLike, vertices: npt.ArrayLike = 0) -> np.ndarray:
+    """:func:`single_size` of many annotations: related ids (n, relationships), vertices (n,)."""
+    related = np.asarray(related_counts, np.int64)
+    related = related.reshape(len(related), len(schema.relationships))
+    points = np.broadcast_to(np.asarray(vertices, np.int64), (len(related),))
+    extra = 4 + 4 * schema.rank * points if schema.polyline else 0
+    return schema.record_size + extra + 4 * related.shape[1] + 8 * related.sum(1)
 
 
 @dataclass(frozen=True)

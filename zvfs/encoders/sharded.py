@@ -20,6 +20,7 @@ planning time.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ GZIP_LEVEL = 6  # zlib's default
 # choose_spec targets, after the sharded annotation writer of google/neuroglancer PR #522
 TARGET_MINISHARD_ENTRIES = 1000
 TARGET_SHARD_BYTES = 50_000_000
+DENSE_IDS = 4  # spec_for: ids filling at least a quarter of [0, max id] are not hashed
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
@@ -187,13 +189,24 @@ def compressed_morton_code(cells: npt.ArrayLike, grid_shape: Sequence[int]) -> U
         raise ValueError(f"grid_shape {shape.tolist()} needs {sum(nbits)} bits, more than 64")
     coords = c.astype(np.uint64)
     out = np.zeros(len(c), np.uint64)
-    pos = 0
-    for bit in range(max(nbits, default=0)):
-        for d, n in enumerate(nbits):
-            if bit < n:
-                out |= ((coords[:, d] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(pos)
-                pos += 1
+    for pos, (d, bit) in enumerate(_morton_bits(nbits)):
+        out |= ((coords[:, d] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(pos)
     return out
+
+
+def _morton_bits(nbits: Sequence[int]) -> list[tuple[int, int]]:
+    """(dimension, bit of its coordinate) of each bit of a compressed Morton code, lowest first."""
+    return [(d, bit) for bit in range(max(nbits, default=0)) for d, n in enumerate(nbits) if bit < n]
+
+
+def cells_of_morton_codes(codes: npt.ArrayLike, grid_shape: Sequence[int]) -> I64:
+    """The grid cells (N, rank) of compressed Morton codes: :func:`compressed_morton_code` inverted."""
+    nbits = [int(s - 1).bit_length() for s in grid_shape]
+    k = np.asarray(codes, np.uint64).reshape(-1)
+    out = np.zeros((len(k), len(nbits)), np.uint64)
+    for pos, (d, bit) in enumerate(_morton_bits(nbits)):
+        out[:, d] |= ((k >> np.uint64(pos)) & np.uint64(1)) << np.uint64(bit)
+    return out.astype(np.int64)
 
 
 # -- layout ------------------------------------------------------------------------------------
@@ -205,6 +218,11 @@ def _encode(data: bytes, encoding: str) -> bytes:
 
 def _decode(data: bytes, encoding: str) -> bytes:
     return gzip.decompress(data) if encoding == "gzip" else data
+
+
+def stored(spec: ShardingSpec, data: bytes) -> bytes:
+    """A chunk's plain bytes as a shard stores them (``data_encoding``)."""
+    return _encode(data, spec.data_encoding)
 
 
 def _lengths(values: npt.ArrayLike, n: int, what: str) -> I64:
@@ -319,32 +337,52 @@ class ShardLayout:
         """Bytes ``[start, stop)`` of the shard file (clipped to its size).
 
         ``chunk_bytes(id)`` gives a chunk's stored bytes and ``prefix_bytes(id)`` its prefix; each
-        is called only for chunks whose data, or prefix, overlaps the range, and its length must
-        be the planned one (ValueError otherwise).
+        is called only for chunks whose data, or prefix, overlaps the range (:meth:`touched`), and
+        its length must be the planned one (ValueError otherwise).
         """
-        if start < 0 or stop < 0:
-            raise ValueError(f"negative range [{start}, {stop})")
-        stop = min(stop, self.size)
+        start, stop = self._clip(start, stop)
         if start >= stop:
             return b""
-        pieces: list[tuple[int, bytes]] = []
-        fixed_ends, starts, ends = self._extents
-        for j in range(
-            int(np.searchsorted(fixed_ends, start, "right")), int(np.searchsorted(self.fixed_offsets, stop, "left"))
-        ):
-            pieces.append((int(self.fixed_offsets[j]), self.fixed[j]))
-        for i in range(int(np.searchsorted(ends, start, "right")), int(np.searchsorted(starts, stop, "left"))):
-            chunk_id, offset = int(self.ids[i]), int(self.offsets[i])
-            size, psize = int(self.sizes[i]), int(self.prefix_sizes[i])
-            if psize and offset > start and offset - psize < stop:
-                if prefix_bytes is None:
-                    raise ValueError(f"chunk {chunk_id} has a {psize}-byte prefix but no prefix_bytes was given")
-                pieces.append((offset - psize, _checked(prefix_bytes(chunk_id), psize, "prefix", chunk_id)))
-            if size and offset < stop:
-                pieces.append((offset, _checked(chunk_bytes(chunk_id), size, "data", chunk_id)))
+        fixed_ends, _, _ = self._extents
+        pieces = [
+            (int(self.fixed_offsets[j]), self.fixed[j])
+            for j in range(
+                int(np.searchsorted(fixed_ends, start, "right")), int(np.searchsorted(self.fixed_offsets, stop, "left"))
+            )
+        ]
+        data, prefixed = self._touched(start, stop)
+        for i in prefixed.tolist():
+            chunk_id, size = int(self.ids[i]), int(self.prefix_sizes[i])
+            if prefix_bytes is None:
+                raise ValueError(f"chunk {chunk_id} has a {size}-byte prefix but no prefix_bytes was given")
+            pieces.append((int(self.offsets[i]) - size, _checked(prefix_bytes(chunk_id), size, "prefix", chunk_id)))
+        for i in data.tolist():
+            chunk_id = int(self.ids[i])
+            pieces.append((int(self.offsets[i]), _checked(chunk_bytes(chunk_id), int(self.sizes[i]), "data", chunk_id)))
         pieces.sort(key=lambda p: p[0])
         skip = start - pieces[0][0]
         return b"".join(p[1] for p in pieces)[skip : skip + stop - start]
+
+    def _clip(self, start: int, stop: int) -> tuple[int, int]:
+        if start < 0 or stop < 0:
+            raise ValueError(f"negative range [{start}, {stop})")
+        return start, min(stop, self.size)
+
+    def _touched(self, start: int, stop: int) -> tuple[I64, I64]:
+        """Positions (file order) of the chunks whose data, and of those whose prefix, overlap the
+        (clipped, non-empty) range."""
+        _, starts, ends = self._extents
+        at = np.arange(np.searchsorted(ends, start, "right"), np.searchsorted(starts, stop, "left"))
+        offsets, psizes = self.offsets[at], self.prefix_sizes[at]
+        prefixed = (psizes > 0) & (offsets > start) & (offsets - psizes < stop)
+        return at[(self.sizes[at] > 0) & (offsets < stop)], at[prefixed]
+
+    def touched(self, start: int, stop: int) -> tuple[U64, U64]:
+        """Ids of the chunks whose data, and of those whose prefix, :meth:`read` of ``[start, stop)``
+        asks for: so that a caller can produce them in one batch first."""
+        start, stop = self._clip(start, stop)
+        data, prefixed = self._touched(start, stop) if start < stop else (np.zeros(0, np.int64),) * 2
+        return self.ids[data], self.ids[prefixed]
 
     def encode(self, chunk_bytes: ChunkBytes, prefix_bytes: ChunkBytes | None = None) -> bytes:
         """The whole shard file."""
@@ -458,3 +496,40 @@ def choose_spec(
     shard_bits = min(shard_bits, max(int(n_ids).bit_length() - 1, 0))
     minishard_bits = min(total_bits - min(total_bits, shard_bits), MAX_MINISHARD_BITS)
     return ShardingSpec(0, hash, minishard_bits, shard_bits)
+
+
+def spec_for(
+    ids: npt.ArrayLike,
+    total_bytes: int,
+    *,
+    target_minishard_entries: int = TARGET_MINISHARD_ENTRIES,
+    target_shard_bytes: int = TARGET_SHARD_BYTES,
+) -> ShardingSpec:
+    """Parameters for exactly these chunk ids: :func:`choose_spec`'s targets, with the hash chosen
+    by how the ids lie.
+
+    Dense ids (they fill at least ``1 / DENSE_IDS`` of ``[0, max id]``: annotation ids, segment ids
+    of object ids, Morton codes of an occupied grid) are not hashed (``identity``) but preshifted,
+    so that a minishard holds a run of ``2^preshift_bits`` consecutive ids (about the target
+    entries) and a shard one contiguous range of them (``preshift + minishard + shard bits`` cover
+    the largest id): a shard then holds neighbouring data (what an export encodes together reads
+    neighbouring store chunks; a spatial shard is a region). Sparse ids (arbitrary segment ids)
+    would leave such ranges unbalanced: they are hashed (murmurhash3_x86_128, as choose_spec).
+    """
+    keys = np.asarray(ids, np.uint64).reshape(-1)
+    n = len(keys)
+    if not n or int(keys.max()) >= DENSE_IDS * n:
+        return choose_spec(
+            n, total_bytes, target_minishard_entries=target_minishard_entries, target_shard_bytes=target_shard_bytes
+        )
+    span = int(keys.max()) + 1
+    shard_bits = 0
+    while total_bytes >> shard_bits > target_shard_bytes and shard_bits < n.bit_length() - 1:
+        shard_bits += 1
+    # runs of about the target entries, but at least as many runs as shards
+    preshift = min(round(math.log2(target_minishard_entries * span / n)), (span - 1).bit_length() - shard_bits)
+    runs = ((span - 1) >> max(0, preshift)).bit_length()  # bits of the largest run number
+    shard_bits = min(shard_bits, runs)
+    if runs - shard_bits > MAX_MINISHARD_BITS:
+        raise ValueError(f"{n} ids up to {span - 1} need more than {MAX_MINISHARD_BITS} minishard bits")
+    return ShardingSpec(max(0, preshift), "identity", runs - shard_bits, shard_bits)

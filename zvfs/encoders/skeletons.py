@@ -244,4 +244,10 @@ def decode(data: bytes, spec: Sequence[VertexAttribute]) -> tuple[np.ndarray, np
 
 def size(n_vertices: int, n_edges: int, spec: Sequence[VertexAttribute]) -> int:
     """Exact size of :func:`encode` for ``n_vertices`` and ``n_edges``."""
-    return HEADER_BYTES + n_vertices * (12 + sum(a.vertex_bytes for a in spec)) + 8 * n_edges
+    return int(sizes(n_vertices, n_edges, spec))
+
+
+def sizes(n_vertices: ArrayLike, n_edges: ArrayLike, spec: Sequence[VertexAttribute]) -> np.ndarray:
+    """:func:`size` of many skeletons at once (int64, elementwise)."""
+    vertices, edges = np.asarray(n_vertices, np.int64), np.asarray(n_edges, np.int64)
+    return HEADER_BYTES + vertices * (12 + sum(a.vertex_bytes for a in spec)) + 8 * edges
