@@ -42,14 +42,25 @@ class File:
     """A file whose exact size is known from ``size()`` without producing its bytes.
 
     ``size`` may be omitted for files whose size is only known once encoded (e.g. Draco); the
-    tree then encodes on ``stat`` and keeps the bytes in its cache.
+    tree then encodes on ``stat`` and keeps the bytes in its cache. A file that is large and read
+    in pieces (a shard) gives ``ranged(start, stop)`` instead of ``data``, with ``size``: it
+    produces only what a read asks for, and the tree keeps none of its bytes.
     """
 
-    __slots__ = ("data", "size")
+    __slots__ = ("data", "ranged", "size")
 
-    def __init__(self, data: Callable[[], bytes], size: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        data: Callable[[], bytes] | None = None,
+        size: Callable[[], int] | None = None,
+        *,
+        ranged: Callable[[int, int], bytes] | None = None,
+    ) -> None:
+        if (data is None) == (ranged is None) or (ranged is not None and size is None):
+            raise ValueError("a file has either data, or ranged reads and a size")
         self.data = data
         self.size = size
+        self.ranged = ranged
 
 
 class Dir:
@@ -167,7 +178,9 @@ class VirtualTree:
     def _data(self, path: str, node: File) -> bytes:
         self._check_unchanged()
         key = posixpath.normpath("/" + path)
-        data = self._bytes.get(key, lambda: self._guard(path, node.data))
+        produce = node.data
+        assert produce is not None
+        data = self._bytes.get(key, lambda: self._guard(path, produce))
         size = self._sizes.get(key, lambda: len(data))
         if size != len(data):
             raise ReadFailed(f"{self.label}: {key}: size {size} announced but {len(data)} bytes produced")
@@ -198,9 +211,17 @@ class VirtualTree:
         node = self._node(path)
         if isinstance(node, Dir):
             raise IsADirectoryError(path)
-        data = self._data(path, node)
-        end = len(data) if size is None else offset + size
-        return data[offset:end]
+        if node.ranged is None:
+            data = self._data(path, node)
+            return data[offset : len(data) if size is None else offset + size]
+        total = self.stat(path).size
+        start, stop = min(offset, total), total if size is None else min(offset + size, total)
+        ranged = node.ranged
+        data = self._guard(path, lambda: ranged(start, stop))
+        if len(data) != stop - start:
+            msg = f"{self.label}: /{path.lstrip('/')}: {stop - start} bytes asked at {start} but {len(data)} produced"
+            raise ReadFailed(msg)
+        return data
 
     def cached(self, path: str) -> tuple[Stat, bytes] | None:
         data = self._bytes.peek("/" + "/".join(split_path(path)))  # the key _data uses
