@@ -3,7 +3,8 @@ raise the command line's one-line errors (:class:`~zvfs.errors.StoreError`,
 :class:`~zvfs.errors.UsageError`, :class:`~zvfs.tree.ReadFailed`).
 
 Every function that opens a store takes the :class:`TreeOptions` keywords, the command line's
-``--transform``, ``--units``, ``--ignore-store-space`` and ``--index-dir``; the command line itself
+``--transform``, ``--units``, ``--ignore-store-space``, ``--index-dir``, ``--sharding`` and
+``--shard-encoding``; the command line itself
 goes through these functions.
 """
 
@@ -33,6 +34,7 @@ from .errors import UsageError
 from .frontends import http
 from .images import IMAGES_DIR, Image, parse_image
 from .index import IndexOptions
+from .mappers.sharding import Sharding
 from .tree import DEFAULT_CACHE_BYTES, DirectoryTree, MultiTree, Tree, unique_names
 
 if TYPE_CHECKING:
@@ -57,6 +59,11 @@ class TreeOptions(TypedDict, total=False):
     """Ignore the store's own coordinate metadata: ``transform`` maps the stored coordinates."""
     index_dir: PathLike | None
     """Where store indexes are kept (default ``$ZVFS_INDEX_DIR``, else ``~/.cache/zvfs/index``)."""
+    sharding: str
+    """Which layers are written sharded: ``"off"`` (default; :func:`export`: ``"auto"``), ``"on"``
+    or ``"auto"`` (a layer of more than 4,096 files); see docs/mapping.md#sharding."""
+    shard_encoding: str
+    """Encoding of shards' chunks and indexes: ``"raw"`` (default) or ``"gzip"``."""
 
 
 def _not_in_worker_start() -> None:
@@ -103,7 +110,16 @@ def _open(
         units=options.get("units"),
         ignore_store_space=options.get("ignore_store_space", False),
         index=IndexOptions(root=_path(options.get("index_dir")), progress=shown),
+        sharding=_sharding(options),
     )
+
+
+def _sharding(options: TreeOptions) -> Sharding:
+    """The sharding ``options`` ask for (:class:`UsageError` naming a wrong value)."""
+    try:
+        return Sharding(options.get("sharding", "off"), options.get("shard_encoding", "raw"))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _path(value: PathLike | None) -> Path | None:
@@ -137,12 +153,14 @@ def export(
     **options: Unpack[TreeOptions],
 ) -> Exported:
     """Write the store's tree as real files under ``outdir`` (a new or empty directory, or an
-    fsspec URL such as ``s3://bucket/prefix``), byte-identical to a mount. ``resume`` completes an
+    fsspec URL such as ``s3://bucket/prefix``), byte-identical to a mount with the same options
+    (``sharding`` defaults to ``"auto"`` here: large layers sharded). ``resume`` completes an
     interrupted export; ``dask`` (a scheduler address or a connected ``distributed.Client``) writes
     the files as tasks on that cluster; ``progress`` shows progress bars on stderr (an index build's
     too). Returns how many files there are and how many were written."""
     from .frontends import export as files
 
+    options = {"sharding": "auto", **options}
     opener = partial(open_tree, store, cache_bytes=cache_bytes, directories=False, progress=progress, **options)
     if dask is not None:
         return files.export_dask(opener, os.fspath(outdir), dask, progress=progress, resume=resume)
@@ -206,6 +224,7 @@ def _mount_command(
         argv.append("--ignore-store-space")
     if index_dir is not None:
         argv += ["--index-dir", os.fspath(index_dir)]
+    argv += ["--sharding", options.get("sharding", "off"), "--shard-encoding", options.get("shard_encoding", "raw")]
     return argv
 
 

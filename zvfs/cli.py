@@ -99,13 +99,33 @@ def _tree_args(p: argparse.ArgumentParser) -> None:
     _index_args(p)
 
 
+def _sharding_args(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--sharding",
+        choices=("auto", "on", "off"),
+        default=default,
+        help=f"write layers as sharded precomputed (few large files): auto shards a layer of more than 4096 "
+        f"files (default {default})",
+    )
+    p.add_argument(
+        "--shard-encoding",
+        choices=("raw", "gzip"),
+        default="raw",
+        help="encoding of sharded chunks and indexes (default raw; gzip needs every chunk of a shard encoded to "
+        "know its size)",
+    )
+
+
 def _options(args: argparse.Namespace) -> TreeOptions:
-    """The tree options of a command line: space, and where the index lives."""
+    """The tree options of a command line: space, where the index lives and which layers are
+    sharded (none for the commands without ``--sharding``)."""
     return {
         "transform": args.transform,
         "units": args.units,
         "ignore_store_space": args.ignore_store_space,
         "index_dir": args.index_dir,
+        "sharding": args.sharding if "sharding" in args else "off",
+        "shard_encoding": args.shard_encoding if "shard_encoding" in args else "raw",
     }
 
 
@@ -254,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _cache_arg(p)
     _tree_args(p)
+    _sharding_args(p, "off")
 
     p = sub.add_parser("umount", help="unmount, also a stale mount left by a killed daemon")
     p.set_defaults(func=_umount)
@@ -267,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     _image_args(p, "served under _images/NAME")
     _cache_arg(p)
     _tree_args(p)
+    _sharding_args(p, "off")
 
     p = sub.add_parser("export", help="write the tree as real files")
     p.set_defaults(func=_export)
@@ -282,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _cache_arg(p)
     _tree_args(p)
+    _sharding_args(p, "auto")
 
     p = sub.add_parser("info", help="what a store holds and where zvfs places it, before mounting (metadata only)")
     p.set_defaults(func=_info)

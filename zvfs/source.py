@@ -13,6 +13,7 @@ from .forest import StoreForest
 from .index import IndexOptions, open_index
 from .mappers import check_supported, map_store
 from .mappers.common import Context
+from .mappers.sharding import Sharding
 from .space import Space, parse_affine, parse_units
 from .store import StoreError, ZVFStore, is_zvf_store, open_store
 from .tree import DEFAULT_CACHE_BYTES, DirectoryTree, Tree, VirtualTree
@@ -26,16 +27,18 @@ def open_context(
     units: str | Sequence[str] | None = None,
     ignore_store_space: bool = False,
     index: IndexOptions | None = None,
+    sharding: Sharding | None = None,
 ) -> Context:
     """What a store's mappers work from: the store opened read-only, the physical space its tree
     is written in (the store's own coordinate chain, then ``transform`` and ``units`` as on the
-    command line, see :mod:`zvfs.space`) and its index, opened or built first as ``index`` says
-    (raises :class:`StoreError` with a one-line reason)."""
+    command line, see :mod:`zvfs.space`), its index, opened or built first as ``index`` says, and
+    which of its layers are sharded (none by default). Raises :class:`StoreError` with a one-line
+    reason."""
     budget = budget or Budget(DEFAULT_CACHE_BYTES)
     store = open_store(path, budget)
     check_supported(store)
     space = open_space(store, transform, units, ignore_store_space)
-    return Context(store, open_index(store, budget, index or IndexOptions()), space)
+    return Context(store, open_index(store, budget, index or IndexOptions()), space, sharding)
 
 
 def open_space(

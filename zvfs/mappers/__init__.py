@@ -8,7 +8,7 @@ from functools import cache
 from ..errors import StoreError
 from ..store import ZVFStore
 from ..tree import Dir
-from .annotation_layer import annotation_dir
+from .annotation_layer import AnnotationSource, annotation_dir
 from .common import Context
 from .graphs import EdgeItems
 from .lines import ObjectItems
@@ -20,21 +20,25 @@ Layer = Callable[[Context, "int | None"], "Dir | None"]  # the layer's directory
 
 
 def _skeletons(ctx: Context, level: int | None) -> Dir:
-    return skeleton_dir(SkeletonSource(ctx, level or 0))
+    return skeleton_dir(SkeletonSource(ctx, level or 0), ctx.layer_indexes())
+
+
+def _annotations(source: Callable[[Context, int | None], AnnotationSource]) -> Layer:
+    return lambda ctx, level: annotation_dir(source(ctx, level), ctx.layer_indexes())
 
 
 # geometry type -> its layers (directory names, in the tree's order) and how each is made
 MAPPERS: dict[str, dict[str, Layer]] = {
-    "point_cloud": {"annotations": lambda ctx, level: annotation_dir(PointSource(ctx, level))},
-    "line": {"annotations": lambda ctx, level: annotation_dir(ObjectItems(ctx, "line", level))},
+    "point_cloud": {"annotations": _annotations(PointSource)},
+    "line": {"annotations": _annotations(lambda ctx, level: ObjectItems(ctx, "line", level))},
     "polyline": {
-        "annotations": lambda ctx, level: annotation_dir(ObjectItems(ctx, "polyline", level)),
+        "annotations": _annotations(lambda ctx, level: ObjectItems(ctx, "polyline", level)),
         "skeletons": _skeletons,
     },
-    "graph": {"annotations": lambda ctx, level: annotation_dir(EdgeItems(ctx, level)), "skeletons": _skeletons},
+    "graph": {"annotations": _annotations(EdgeItems), "skeletons": _skeletons},
     "skeleton": {"skeletons": _skeletons},
     "mesh": {
-        "meshes": lambda ctx, level: multilod_dir(MeshSource(ctx, level)),
+        "meshes": lambda ctx, level: multilod_dir(MeshSource(ctx, level), ctx.layer_indexes()),
         "legacy_meshes": lambda ctx, level: legacy_dir(MeshSource(ctx, None)) if level is None else None,
     },
 }

@@ -1,18 +1,28 @@
 """The files of one ``neuroglancer_annotations_v1`` collection, over any :class:`AnnotationSource`.
 
 Which annotations exist, where, and with which properties is the source's business (one per ZVF
-geometry type); this module only lays out ``info``, ``spatialN/``, ``by_id/`` and ``rel_*/``.
+geometry type); this module only lays out ``info``, ``spatialN/``, ``by_id/`` and ``rel_*/``, one
+file per key or, when the layer is sharded (:mod:`.sharding`), shard files keyed as the client
+looks them up: ``by_id`` by annotation id, ``rel_*`` by segment id, a spatial level by the
+compressed Morton code of the cell over that level's ``grid_shape``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Protocol
 
+import numpy as np
+
+from ..cache import Budget
 from ..encoders import annotations as enc
+from ..encoders import sharded
+from ..encoders.sharded import ShardingSpec
 from ..store import Cell
 from ..tree import Dir, File
 from .common import json_file, parse_cell, parse_uint
+from .sharding import CountedChunks, LayerIndexes
 
 
 class AnnotationSource(Protocol):
@@ -48,21 +58,91 @@ class AnnotationSource(Protocol):
 
     def related(self, relationship: str, segment: int) -> enc.Annotations: ...
 
+    # -- every key at once, for sharded indexes (negative counts: the store data cannot be read)
+    def cell_table(self, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every non-empty cell of a level (M, rank), its annotations and polyline vertices."""
+
+    def id_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every annotation id, its related ids per relationship (n, relationships) and polyline vertices."""
+
+    def annotation_batch(self, aids: np.ndarray) -> enc.Annotations:
+        """The annotations ``aids`` with their related ids, in any order."""
+
+    def related_table(self, relationship: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every related id with a file, its annotations and polyline vertices."""
+
+    def related_groups(self, relationship: str, segments: np.ndarray) -> tuple[enc.Annotations, np.ndarray]:
+        """The annotations of each of ``segments``, back to back, and how many each has."""
+
 
 def relationship_key(relationship: str) -> str:
     return f"rel_{relationship}"
 
 
-def annotation_dir(src: AnnotationSource) -> Dir:
-    """``info``, one ``spatialN`` per level, ``by_id`` and one ``rel_<id>`` per relationship."""
-    schema = src.schema
-    children: dict = {"info": json_file(src.info)}
+def annotation_dir(src: AnnotationSource, indexes: LayerIndexes) -> Dir:
+    """``info``, one ``spatialN`` per level, ``by_id`` and one ``rel_<id>`` per relationship, each
+    sharded when ``indexes`` says the layer is."""
+    schema, budget = src.schema, indexes.budget
+    children: dict = {"info": json_file(lambda: _with_sharding(src.info(), indexes.specs()))}
     for k in range(src.spatial_depth):  # known without counting annotations
-        children[f"spatial{k}"] = _spatial_dir(src, k)
-    children["by_id"] = Dir(names=lambda: map(str, src.ids()), child=lambda name: _by_id_file(src, name))
+        key = f"spatial{k}"
+        children[key] = indexes.index(key, _spatial_dir(src, k), partial(_spatial_chunks, src, k, budget))
+    by_id = Dir(names=lambda: map(str, src.ids()), child=lambda name: _by_id_file(src, name))
+    children["by_id"] = indexes.index("by_id", by_id, partial(_by_id_chunks, src, budget))
     for rel in schema.relationships:
-        children[relationship_key(rel)] = _related_dir(src, rel)
+        key = relationship_key(rel)
+        children[key] = indexes.index(key, _related_dir(src, rel), partial(_related_chunks, src, rel, budget))
     return Dir(children)
+
+
+def _with_sharding(info: dict, specs: Mapping[str, ShardingSpec]) -> dict:
+    """``info`` with the ``sharding`` member of each sharded index (found by its key)."""
+    for entry in [info["by_id"], *info["relationships"], *info["spatial"]]:
+        if entry["key"] in specs:
+            entry["sharding"] = specs[entry["key"]].json()
+    return info
+
+
+def _spatial_chunks(src: AnnotationSource, level: int, budget: Budget) -> CountedChunks:
+    shape = src.spatial_levels()[level].grid_shape
+
+    def table() -> tuple[np.ndarray, np.ndarray]:
+        cells, counts, vertices = src.cell_table(level)
+        sizes = np.where(counts < 0, -1, enc.multiple_sizes(src.schema, counts, vertices))
+        return sharded.compressed_morton_code(cells.reshape(-1, len(shape)), shape), sizes
+
+    def encode(codes: np.ndarray) -> dict[int, bytes]:
+        cells = sharded.cells_of_morton_codes(codes, shape)
+        return {
+            int(code): enc.encode_multiple(src.schema, src.cell(level, tuple(cell)))
+            for code, cell in zip(codes.tolist(), cells.tolist(), strict=True)
+        }
+
+    return CountedChunks(table, encode, budget)
+
+
+def _by_id_chunks(src: AnnotationSource, budget: Budget) -> CountedChunks:
+    def table() -> tuple[np.ndarray, np.ndarray]:
+        ids, related, vertices = src.id_table()
+        return ids, np.where(vertices < 0, -1, enc.single_sizes(src.schema, related, vertices))
+
+    def encode(ids: np.ndarray) -> dict[int, bytes]:
+        batch = src.annotation_batch(ids)
+        return dict(zip(batch.ids.tolist(), enc.encode_singles(src.schema, batch), strict=True))
+
+    return CountedChunks(table, encode, budget)
+
+
+def _related_chunks(src: AnnotationSource, rel: str, budget: Budget) -> CountedChunks:
+    def table() -> tuple[np.ndarray, np.ndarray]:
+        ids, counts, vertices = src.related_table(rel)
+        return ids, np.where((counts < 0) | (vertices < 0), -1, enc.multiple_sizes(src.schema, counts, vertices))
+
+    def encode(ids: np.ndarray) -> dict[int, bytes]:
+        batch, groups = src.related_groups(rel, ids)
+        return dict(zip(ids.tolist(), enc.encode_multiples(src.schema, batch, groups), strict=True))
+
+    return CountedChunks(table, encode, budget)
 
 
 def _related_dir(src: AnnotationSource, rel: str) -> Dir:

@@ -15,15 +15,17 @@ from ..objects import ObjectTable
 from ..space import Space
 from ..store import AttributeInfo, Cell, LevelReader, ZVFStore
 from ..tree import File
+from .sharding import LayerIndexes, Sharding
 
 
 class Context:
-    """What the mappers of one store work from: the store, its index and the space written. It
-    holds the per-store state the layers share (object tables, segment ids), so that state lives
-    exactly as long as the tree built on it."""
+    """What the mappers of one store work from: the store, its index, the space written and which
+    layers are sharded. It holds the per-store state the layers share (object tables, segment ids),
+    so that state lives exactly as long as the tree built on it."""
 
-    def __init__(self, store: ZVFStore, index: StoreIndex, space: Space) -> None:
+    def __init__(self, store: ZVFStore, index: StoreIndex, space: Space, sharding: Sharding | None = None) -> None:
         self.store, self.index, self.space = store, index, space
+        self.sharding = sharding or Sharding()
         self._tables: dict[int, ObjectTable] = {}
 
     def objects(self, level: int) -> ObjectTable:
@@ -37,6 +39,10 @@ class Context:
         """Segment ids of the store's objects, the same at every level: from level 0, where every
         object and its attributes are (a coarse level drops objects, leaving fill values in theirs)."""
         return SegmentIds(self.store.levels[0], self.objects(0).ids)
+
+    def layer_indexes(self) -> LayerIndexes:
+        """A new layer's indexes, sharded as this tree's layers are."""
+        return LayerIndexes(self.sharding, self.store.budget)
 
 
 class SegmentIds:
@@ -81,19 +87,30 @@ class SegmentIds:
         segs, _ = self._table
         return segs[np.searchsorted(self._ids, oids)]
 
+    @cached_property
+    def _sorted(self) -> np.ndarray:
+        """The store's own segment ids, ascending."""
+        segs, order = self._table
+        return segs[order]
+
     def all(self) -> np.ndarray:
         if self._own is None:
             return self._ids.astype(np.uint64) + np.uint64(1)
-        segs, order = self._table
-        return segs[order]
+        return self._sorted
+
+    def rows_of(self, segments: np.ndarray) -> np.ndarray:
+        """Object rows (positions among the object ids) of segment ids (which must be present)."""
+        if self._own is None:
+            return np.searchsorted(self._ids, np.asarray(segments).astype(np.int64) - 1)
+        return self._table[1][np.searchsorted(self._sorted, np.asarray(segments, np.uint64))]
 
     def object_of(self, segment: int) -> int | None:
         if self._own is None:
             i = int(np.searchsorted(self._ids, segment - 1))
             return segment - 1 if segment > 0 and i < len(self._ids) and self._ids[i] == segment - 1 else None
-        segs, order = self._table
-        i = int(np.searchsorted(segs[order], np.uint64(segment)))
-        if i < len(order) and segs[order[i]] == segment:
+        _, order = self._table
+        i = int(np.searchsorted(self._sorted, np.uint64(segment)))
+        if i < len(order) and self._sorted[i] == segment:
             return int(self._ids[order[i]])
         return None
 

@@ -111,36 +111,59 @@ class ItemSource(SpatialSource):
     def ids(self) -> Iterable[int]:
         return (int(i) for i in self.item_ids[self._shown])
 
+    def id_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = np.flatnonzero(self._shown)
+        vertices = self.item_vertices()[rows] if self.schema.polyline else np.zeros(len(rows), np.int64)
+        return self.item_ids[rows].astype(np.uint64), self._related_counts(rows), vertices
+
     def _row(self, aid: int) -> int | None:
         k = int(np.searchsorted(self.item_ids, aid))
         return k if k < len(self.item_ids) and self.item_ids[k] == aid and self._shown[k] else None
 
-    def related_of(self, row: int) -> list[np.ndarray]:
-        """The related ids of one item, per relationship."""
-        obj = int(self.item_objects[row])
-        out = []
+    def _groups_of(self) -> tuple[np.ndarray, np.ndarray]:
+        """(CSR offsets by object row, group indices): the groups holding each object."""
+        return self.ctx.index.whole("groups/of_offsets"), self.ctx.index.whole("groups/of")
+
+    def _related_counts(self, rows: np.ndarray) -> np.ndarray:
+        """How many related ids each item has, per relationship (n, relationships)."""
+        obj = self.item_objects[rows]
+        columns = [
+            (obj >= 0).astype(np.int64) if rel == OBJECT else np.where(obj >= 0, np.diff(self._groups_of()[0])[obj], 0)
+            for rel in self.schema.relationships
+        ]
+        return np.stack(columns, 1) if columns else np.zeros((len(rows), 0), np.int64)
+
+    def _related_lists(self, rows: np.ndarray) -> list[list[np.ndarray]]:
+        """The related ids of each item, per relationship."""
+        obj = self.item_objects[rows].tolist()
+        none = np.zeros(0, np.uint64)
+        columns = []
         for rel in self.schema.relationships:
-            if obj < 0:
-                out.append(np.zeros(0, np.uint64))
-            elif rel == OBJECT:
+            if rel == OBJECT:
                 assert self.segments is not None
-                out.append(self.segments.of(self.ctx.objects(0).ids[[obj]]))
+                owners = self.ctx.objects(0).ids[[max(o, 0) for o in obj]] if obj else np.zeros(0, np.int64)
+                segments = self.segments.of(owners)
+                columns.append([segments[i : i + 1] if o >= 0 else none for i, o in enumerate(obj)])
             else:
-                offsets, groups = self.ctx.index.whole("groups/of_offsets"), self.ctx.index.whole("groups/of")
-                out.append((groups[offsets[obj] : offsets[obj + 1]] + 1).astype(np.uint64))
-        return out
+                offsets, groups = self._groups_of()
+                members = [(groups[offsets[o] : offsets[o + 1]] + 1).astype(np.uint64) for o in obj]
+                columns.append([m if o >= 0 else none for m, o in zip(members, obj, strict=True)])
+        return [list(r) for r in zip(*columns, strict=True)] if columns else [[] for _ in obj]
 
     def annotation_extent(self, aid: int) -> tuple[list[int], int] | None:
         k = self._row(aid)
         if k is None:
             return None
-        return [len(r) for r in self.related_of(k)], self._vertices(np.asarray([k]))
+        return self._related_counts(np.asarray([k]))[0].tolist(), self._vertices(np.asarray([k]))
 
     def annotation(self, aid: int) -> enc.Annotations:
-        k = self._row(aid)
-        assert k is not None
-        ann = self.batch(np.asarray([k]))
-        ann.related = [self.related_of(k)]
+        assert self._row(aid) is not None
+        return self.annotation_batch(np.asarray([aid], np.uint64))
+
+    def annotation_batch(self, aids: np.ndarray) -> enc.Annotations:
+        rows = np.searchsorted(self.item_ids, np.asarray(aids, self.item_ids.dtype))
+        ann = self.batch(rows)
+        ann.related = self._related_lists(rows)
         return ann
 
     # -- by object and by group
@@ -169,6 +192,33 @@ class ItemSource(SpatialSource):
         return None if rows is None else (len(rows), self._vertices(rows))
 
     def related(self, relationship: str, related: int) -> enc.Annotations:
-        rows = self._related_rows(relationship, related)
-        assert rows is not None
-        return self.batch(rows)
+        return self.related_groups(relationship, np.asarray([related], np.uint64))[0]
+
+    def related_table(self, relationship: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        owned = self.item_objects >= 0
+        n_objects = len(self.ctx.objects(0).ids)
+        items = np.bincount(self.item_objects[owned], minlength=n_objects)
+        vertices = np.zeros(n_objects, np.int64)
+        if self.schema.polyline:
+            per_item = self.item_vertices()[owned]
+            unknown = np.bincount(self.item_objects[owned], per_item < 0, n_objects) > 0
+            summed = np.bincount(self.item_objects[owned], per_item, n_objects)
+            vertices = np.where(unknown, -1, summed).astype(np.int64)
+        if relationship == OBJECT:
+            assert self.segments is not None
+            rows = np.flatnonzero(items)
+            keys, counts, points = self.segments.of(self.ctx.objects(0).ids[rows]), items[rows], vertices[rows]
+        else:
+            offsets, members = self.ctx.index.whole("groups/offsets"), self.ctx.index.whole("groups/members")
+            keys = np.arange(1, len(offsets), dtype=np.uint64)
+            counts, points = (np.diff(np.concatenate([[0], np.cumsum(v[members])])[offsets]) for v in (items, vertices))
+            unknown = np.diff(np.concatenate([[0], np.cumsum(vertices[members] < 0)])[offsets]) > 0
+            points = np.where(unknown, -1, points)
+        kept = counts > 0  # no items: no file
+        order = np.argsort(keys[kept])
+        return keys[kept][order], counts[kept][order].astype(np.int64), points[kept][order].astype(np.int64)
+
+    def related_groups(self, relationship: str, segments: np.ndarray) -> tuple[enc.Annotations, np.ndarray]:
+        found = [self._related_rows(relationship, int(s)) for s in np.asarray(segments).tolist()]
+        rows = [np.zeros(0, np.int64) if r is None else r for r in found]
+        return self.batch(np.concatenate([np.zeros(0, np.int64), *rows])), np.asarray([len(r) for r in rows])

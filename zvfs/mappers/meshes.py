@@ -6,6 +6,12 @@ output sizes cannot be known from counts, so a segment is encoded once, on the f
 read of either of its two files, and kept in a byte-bounded cache; legacy fragment sizes come from
 counts. Per-vertex attributes have no place in precomputed meshes and are not carried.
 
+Sharded (:mod:`.sharding`), a segment's manifest is the chunk and its fragments the bytes just
+before it. A shard's size needs the Draco sizes of all its meshes, so its first ``stat`` encodes
+every mesh of the shard (each mesh's two sizes are then kept); shards are therefore planned by
+count, about :data:`MESHES_PER_SHARD` meshes each, which bounds that first ``stat``. Legacy meshes
+have no sharded form in the client and are never sharded.
+
 Levels of detail: one LOD per ZVF level, LOD 0 the level-0 mesh. A coarse level's own faces are
 used where it has them; zarr-vectors' pyramids keep vertices only, so otherwise LOD k is the
 level-0 mesh simplified to the object's vertex reduction at level k (its vertex count there over
@@ -22,10 +28,14 @@ import numpy as np
 
 from ..cache import Memo
 from ..encoders import meshes as enc
+from ..encoders import sharded
 from ..meshing import simplify
 from ..tree import Dir, File
 from .common import Context, parse_uint
-from .segments import PROPERTIES_DIR, segment_layer_dir
+from .segments import PROPERTIES_DIR, SEGMENTS, segment_layer_dir
+from .sharding import I64, U64, Chunks, LayerIndexes
+
+MESHES_PER_SHARD = 256  # sharded: about this many meshes per shard (the Draco work of a shard's first stat)
 
 
 class MeshSource:
@@ -45,6 +55,7 @@ class MeshSource:
         self.transform = ctx.space.to_nanometres()
         self.shown = list(range(len(store.levels))) if only_level is None else [only_level]
         self._encoded: Memo[enc.EncodedMesh] = store.budget.memo(lambda m: len(m.manifest) + len(m.data))
+        self._measured: Memo[tuple[int, int]] = store.budget.memo(lambda _: 16)
 
     @cached_property
     def segment_ids(self) -> np.ndarray:
@@ -127,6 +138,15 @@ class MeshSource:
     def encoded(self, oid: int) -> enc.EncodedMesh:
         return self._encoded.get(oid, lambda: self.encode(oid))
 
+    def measured(self, oid: int) -> tuple[int, int]:
+        """Sizes of an object's manifest and fragment data (kept longer than its bytes)."""
+
+        def measure() -> tuple[int, int]:
+            manifest, data = self.encoded(oid)
+            return len(manifest), len(data)
+
+        return self._measured.get(oid, measure)
+
     # -- legacy: positions in nanometres, one fragment per segment
     def legacy_info(self) -> dict:
         return enc.legacy_info(segment_properties=PROPERTIES_DIR)
@@ -137,8 +157,35 @@ class MeshSource:
         return enc.legacy_fragment(np.asarray(vertices, np.float64) @ transform[:, :3].T + transform[:, 3], faces)
 
 
-def multilod_dir(src: MeshSource) -> Dir:
-    """``info``, ``segment_properties/``, and ``<segment>.index`` + ``<segment>`` per object."""
+class MeshChunks(Chunks):
+    """Multi-resolution meshes as the chunks of a sharded index: manifests, fragments as prefixes."""
+
+    def __init__(self, src: MeshSource) -> None:
+        self.src = src
+
+    def _objects(self, segments: U64) -> list[int]:
+        return self.src.objects.ids[self.src.segments.rows_of(segments)].tolist()
+
+    def ids(self) -> U64:
+        return self.src.segment_ids
+
+    def nbytes(self) -> int:  # planned by count: a shard's first stat encodes all its meshes
+        return len(self.src.segment_ids) * (sharded.TARGET_SHARD_BYTES // MESHES_PER_SHARD)
+
+    def sizes(self, ids: U64) -> tuple[I64, I64]:
+        measured = np.asarray([self.src.measured(o) for o in self._objects(ids)], np.int64).reshape(-1, 2)
+        return measured[:, 0], measured[:, 1]
+
+    def encode(self, ids: U64) -> dict[int, bytes]:
+        return {s: self.src.encoded(o).manifest for s, o in zip(ids.tolist(), self._objects(ids), strict=True)}
+
+    def prefixes(self, ids: U64) -> dict[int, bytes]:
+        return {s: self.src.encoded(o).data for s, o in zip(ids.tolist(), self._objects(ids), strict=True)}
+
+
+def multilod_dir(src: MeshSource, indexes: LayerIndexes) -> Dir:
+    """``info``, ``segment_properties/``, and ``<segment>.index`` + ``<segment>`` per object (or
+    shards of them)."""
 
     def child(name: str) -> File | None:
         stem, dot, ext = name.partition(".")
@@ -153,7 +200,9 @@ def multilod_dir(src: MeshSource) -> Dir:
             yield f"{seg}.index"
             yield str(seg)
 
-    return segment_layer_dir(src.multilod_info, src.ctx, 0, names, child)
+    files = indexes.index(SEGMENTS, Dir(names=names, child=child), lambda: MeshChunks(src), files_per_chunk=2)
+    info = lambda: indexes.with_sharding(src.multilod_info(), SEGMENTS)  # noqa: E731
+    return segment_layer_dir(info, src.ctx, 0, files.names, files.child)
 
 
 def legacy_dir(src: MeshSource) -> Dir:

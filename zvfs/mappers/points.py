@@ -176,12 +176,23 @@ class PointSource(SpatialSource):
         )
 
     # -- by id
-    def ids(self) -> Iterable[int]:
-        if not self.pinned or self.shown[0] == 0:
-            return range(1, int(self.first_ids[-1]) + 1)
+    @property
+    def _every_id(self) -> bool:
+        """Whether this source shows every point (ids 1..N)."""
+        return not self.pinned or self.shown[0] == 0
+
+    def _pinned_ids(self) -> np.ndarray:
         _, _, members = self._coarse_cells[self.shown[0]]
         assert members is not None
-        return (int(i) for i in np.sort(self._coarse_ids(members)))
+        return np.sort(self._coarse_ids(members))
+
+    def ids(self) -> Iterable[int]:
+        return range(1, int(self.first_ids[-1]) + 1) if self._every_id else self._pinned_ids().tolist()
+
+    def id_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ids = np.arange(1, int(self.first_ids[-1]) + 1, dtype=np.uint64) if self._every_id else self._pinned_ids()
+        related = np.ones((len(ids), len(self.schema.relationships)), np.int64)
+        return ids, related, np.zeros(len(ids), np.int64)
 
     def _locate(self, aid: int) -> tuple[int, int] | None:
         """The level-0 cell and row of a shown annotation."""
@@ -206,38 +217,63 @@ class PointSource(SpatialSource):
         assert found is not None
         return self._cell_batch(found[0], np.asarray([found[1]]))
 
+    def annotation_batch(self, aids: np.ndarray) -> enc.Annotations:
+        aids = np.asarray(aids, np.int64)
+        cells = np.searchsorted(self.first_ids, aids - 1, side="right") - 1
+        return self._cells_batch(cells, aids - 1 - self.first_ids[cells])
+
+    def _cells_batch(self, cells: np.ndarray, rows: np.ndarray) -> enc.Annotations:
+        """Annotations of rows of level-0 cells (``cells[i]``, ``rows[i]``: one point each), one
+        store read per cell, in the order of (cell, row)."""
+        order = np.lexsort((rows, cells))
+        cells, rows = cells[order], rows[order]
+        cuts = np.flatnonzero(np.diff(cells)) + 1
+        runs = zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(cells)]]).tolist(), strict=True)
+        return concat(self.schema, [self._cell_batch(int(cells[a]), rows[a:b]) for a, b in runs if b > a])
+
     # -- by object
     def related_ids(self, relationship: str) -> Iterable[int]:
         assert self.segments is not None
         return (int(s) for s in self.segments.all())
 
-    def _object_pieces(self, segment: int) -> list[tuple[int, np.ndarray]] | None:
+    def related_table(self, relationship: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         assert self.segments is not None
-        oid = self.segments.object_of(segment)
-        if oid is None:
-            return None
+        segments = self.segments.all()
+        counts = self.ctx.index.objects(0).sizes()[self.segments.rows_of(segments)]  # -1: unknown
+        return segments, counts, np.zeros(len(segments), np.int64)
+
+    def _pieces(self, object_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(level-0 cell, row) of every point of some objects, object after object in their piece
+        order, and how many points each object has."""
         objects = self.ctx.index.objects(0)
-        assert objects is not None
-        cells, starts, rows = objects.pieces(objects.row_of(oid))  # type: ignore[arg-type]
-        if (rows < 0).any():
-            raise StoreError(f"{self.store.path}: object {oid} lies partly in a chunk that cannot be read (damaged?)")
-        return [
-            (int(c), np.arange(s, s + n))
-            for c, s, n in zip(cells.tolist(), starts.tolist(), rows.tolist(), strict=True)
-        ]
+        pieces = [objects.pieces(int(r)) for r in object_rows]
+        n = np.concatenate([np.zeros(0, np.int64), *(np.asarray(p[2], np.int64) for p in pieces)])
+        if (n < 0).any():
+            raise StoreError(f"{self.store.path}: an object lies partly in a chunk that cannot be read (damaged?)")
+        cells = np.concatenate([np.zeros(0, np.int64), *(np.asarray(p[0], np.int64) for p in pieces)])
+        starts = np.concatenate([np.zeros(0, np.int64), *(np.asarray(p[1], np.int64) for p in pieces)])
+        before = np.cumsum(n) - n  # points of the pieces before each piece
+        rows = np.repeat(starts - before, n) + np.arange(int(n.sum()))
+        return np.repeat(cells, n), rows, np.asarray([int(p[2].sum()) for p in pieces], np.int64)
 
     def related_extent(self, relationship: str, segment: int) -> tuple[int, int] | None:
-        pieces = self._object_pieces(segment)
-        return None if pieces is None else (sum(len(r) for _, r in pieces), 0)
+        assert self.segments is not None
+        oid = self.segments.object_of(segment)
+        row = None if oid is None else self.ctx.index.objects(0).row_of(oid)
+        return None if row is None else (int(self._pieces(np.asarray([row]))[2][0]), 0)
+
+    def related_groups(self, relationship: str, segments: np.ndarray) -> tuple[enc.Annotations, np.ndarray]:
+        assert self.segments is not None
+        cells, rows, groups = self._pieces(self.segments.rows_of(segments))
+        batch = self._cells_batch(cells, rows)  # in (cell, row) order: back to the objects' own
+        return batch.take(np.argsort(np.lexsort((rows, cells)))), groups
 
     def related(self, relationship: str, segment: int) -> enc.Annotations:
-        pieces = self._object_pieces(segment)
-        assert pieces is not None
-        return concat(self.schema, [self._cell_batch(cell, rows) for cell, rows in pieces])
+        return self.related_groups(relationship, np.asarray([segment], np.uint64))[0]
 
 
 def concat(schema: enc.AnnotationSchema, batches: list[enc.Annotations]) -> enc.Annotations:
-    """One batch of several (property columns, geometry and ids back to back)."""
+    """One batch of several (property columns, geometry, ids and related ids back to back)."""
     if not batches:
         return enc.Annotations(
             np.zeros((0, schema.rank), np.float32),
@@ -246,6 +282,7 @@ def concat(schema: enc.AnnotationSchema, batches: list[enc.Annotations]) -> enc.
         )
     props = {p.id: np.concatenate([b.properties[p.id] for b in batches]) for p in schema.properties}
     counts = None if batches[0].counts is None else np.concatenate([b.counts for b in batches])  # type: ignore[misc]
+    related = [r for b in batches for r in b.related]
     return enc.Annotations(
-        np.concatenate([b.geometry for b in batches]), props, np.concatenate([b.ids for b in batches]), counts
+        np.concatenate([b.geometry for b in batches]), props, np.concatenate([b.ids for b in batches]), counts, related
     )

@@ -19,11 +19,12 @@ import numpy as np
 from ..encoders import numeric
 from ..encoders.segment_properties import SegmentProperty, info
 from ..properties import unique_id
-from ..tree import Dir, File
+from ..tree import Dir, Node
 from .common import Context, json_file
 
 LABEL_NAMES = ("label", "name")
 PROPERTIES_DIR = "segment_properties"
+SEGMENTS = "segments"  # key of a segment-keyed layer's one index (its per-segment files, or their shards)
 _TAG_UNSAFE = re.compile(r"[\s#]+")
 
 
@@ -83,7 +84,7 @@ def segment_layer_dir(
     ctx: Context,
     k: int,
     names: Callable[[], Iterable[str]],
-    child: Callable[[str], File | None],
+    child: Callable[[str], Node | None],
 ) -> Dir:
     """A segment-keyed layer directory (skeletons, meshes) of level ``k``'s objects: ``info``,
     ``segment_properties/info`` (which ``info`` must reference as :data:`PROPERTIES_DIR`) and the

@@ -20,11 +20,12 @@ import numpy as np
 
 from ..encoders import EXTENSION
 from ..encoders import skeletons as enc
-from ..objects import ObjectTable
+from ..objects import ObjectGeometry, ObjectTable
 from ..properties import unique_id
 from ..tree import Dir, File
 from .common import Context, parse_uint
-from .segments import PROPERTIES_DIR, segment_layer_dir
+from .segments import PROPERTIES_DIR, SEGMENTS, segment_layer_dir
+from .sharding import CountedChunks, LayerIndexes
 
 MAX_COMPONENTS = 4
 PATH_KINDS = ("polyline", "streamline")
@@ -124,8 +125,22 @@ class SkeletonSource:
     def size(self, oid: int) -> int:
         return enc.size(self.objects.size(oid), len(self.edges(oid)), self.spec)
 
+    def sizes(self, oids: np.ndarray) -> np.ndarray:
+        """:meth:`size` of many objects (-1: a damaged chunk); from counts alone for polylines."""
+        if self.kind not in PATH_KINDS:
+            return np.asarray([self.size(int(o)) for o in oids], np.int64)
+        n = self.objects.objects.sizes()[np.searchsorted(self.objects.ids, oids)]
+        return np.where(n < 0, -1, enc.sizes(n, np.maximum(n - 1, 0), self.spec))
+
     def encode(self, oid: int) -> bytes:
-        g = self.objects.geometry(oid)
+        return self._encode(oid, self.objects.geometry(oid))
+
+    def encode_many(self, oids: np.ndarray) -> list[bytes]:
+        """:meth:`encode` of many objects, their chunks read in order (:meth:`ObjectTable.geometries`)."""
+        ids = [int(o) for o in oids]
+        return [self._encode(o, g) for o, g in zip(ids, self.objects.geometries(ids), strict=True)]
+
+    def _encode(self, oid: int, g: ObjectGeometry) -> bytes:
         values = {}
         for spec, name, channels in self.attributes:
             column = np.asarray(g.attributes[name], np.float64).reshape(len(g.positions), -1)[:, channels]
@@ -135,17 +150,30 @@ class SkeletonSource:
         return enc.encode(g.positions, self.edges(oid), values, self.spec)
 
     @cached_property
+    def _held(self) -> tuple[np.ndarray, np.ndarray]:
+        """Segments of the objects this level holds (ascending; a coarse level may drop some) and
+        those objects' ids."""
+        held = self.objects.ids[self.objects.objects.sizes() != 0]
+        segments = self.segments.of(held)
+        order = np.argsort(segments)
+        return segments[order], held[order]
+
+    @property
     def segment_ids(self) -> np.ndarray:
-        """Segments of the objects this level holds (a coarse level may drop some)."""
-        return np.sort(self.segments.of(self.objects.ids[self.objects.objects.sizes() != 0]))
+        return self._held[0]
+
+    def objects_of(self, segments: np.ndarray) -> np.ndarray:
+        """Object ids of segments this level holds."""
+        held_segments, held = self._held
+        return held[np.searchsorted(held_segments, segments)]
 
     def object_of(self, segment: int) -> int | None:
         oid = self.segments.object_of(segment)
         return oid if oid is not None and self.objects.size(oid) else None
 
 
-def skeleton_dir(src: SkeletonSource) -> Dir:
-    """``info``, ``segment_properties/info`` and one file per segment id."""
+def skeleton_dir(src: SkeletonSource, indexes: LayerIndexes) -> Dir:
+    """``info``, ``segment_properties/info`` and one file per segment id (or shards of them)."""
 
     def child(name: str) -> File | None:
         seg = parse_uint(name)
@@ -154,4 +182,13 @@ def skeleton_dir(src: SkeletonSource) -> Dir:
             return None
         return File(lambda: src.encode(oid), lambda: src.size(oid))
 
-    return segment_layer_dir(src.info, src.ctx, src.level.index, lambda: map(str, src.segment_ids), child)
+    def table() -> tuple[np.ndarray, np.ndarray]:
+        return src.segment_ids, src.sizes(src.objects_of(src.segment_ids))
+
+    def encode(segments: np.ndarray) -> dict[int, bytes]:
+        return dict(zip(segments.tolist(), src.encode_many(src.objects_of(segments)), strict=True))
+
+    plain = Dir(names=lambda: map(str, src.segment_ids), child=child)
+    files = indexes.index(SEGMENTS, plain, lambda: CountedChunks(table, encode, indexes.budget))
+    info = lambda: indexes.with_sharding(src.info(), SEGMENTS)  # noqa: E731
+    return segment_layer_dir(info, src.ctx, src.level.index, files.names, files.child)

@@ -98,11 +98,16 @@ class SpatialSource(ABC):
             out.append(enc.SpatialLevel(f"spatial{spatial}", shape, chunk, self.chunk_table(k).limit))
         return out
 
-    def cells(self, level: int) -> Iterable[Cell]:
+    def cell_table(self, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = self._level(level)
         grid, frame = self.pyramid.grids[k], self.ctx.space.frame
         table = self.chunk_table(k)
-        return (frame.cell(grid.to_spatial(tuple(c)), grid.shape) for c in table.chunks[table.counts != 0].tolist())
+        kept = table.counts != 0
+        cells = [frame.cell(grid.to_spatial(tuple(c)), grid.shape) for c in table.chunks[kept].tolist()]
+        return np.asarray(cells, np.int64).reshape(-1, self.schema.rank), table.counts[kept], table.vertices[kept]
+
+    def cells(self, level: int) -> Iterable[Cell]:
+        return map(tuple, self.cell_table(level)[0].tolist())
 
     def _find(self, level: int, cell: Cell) -> tuple[int, int] | None:
         k = self._level(level)
