@@ -133,6 +133,7 @@ class Verdict:
 
     info: bool
     data: bool
+    ranged: bool  # a data file was read by a byte range (206)
     errors: list[str]
     ready: bool
     failed: int
@@ -151,12 +152,13 @@ class Verdict:
         return {check for check, bad in failed.items() if bad}
 
 
-def fetched(responses: list[tuple[int, str]], source: str) -> tuple[bool, bool]:
-    """(info fetched, a data file fetched) with 2xx/206 for the layer at ``source``."""
+def fetched(responses: list[tuple[int, str]], source: str) -> tuple[bool, bool, bool]:
+    """(info fetched, a data file fetched, a data file answered 206) with 2xx/206 for the layer at
+    ``source``."""
     root = source.removeprefix("precomputed://").rstrip("/")
-    good = [url.split("?")[0] for status, url in responses if status in OK]
-    data = [u for u in good if u.startswith(root + "/") and u != root + "/info" and "/segment_properties/" not in u]
-    return root + "/info" in good, bool(data)
+    good = [(url.split("?")[0], status) for status, url in responses if status in OK]
+    data = [s for u, s in good if u.startswith(root + "/") and u != root + "/info" and "/segment_properties/" not in u]
+    return any(u == root + "/info" for u, _ in good), bool(data), 206 in data
 
 
 def check(browser, url: str, layer: str | None = None) -> dict[str, Verdict]:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -83,13 +84,20 @@ def mount(point_stores: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def nginx(mount: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """nginx in front of the mount, as a child process; yields its base URL (ending in /)."""
-    prefix = tmp_path_factory.mktemp("nginx")
+    """nginx in front of the mount; yields its base URL (ending in /)."""
+    with run_nginx(mount, tmp_path_factory.mktemp("nginx")) as url:
+        yield url
+
+
+@contextmanager
+def run_nginx(root: Path, prefix: Path) -> Iterator[str]:
+    """nginx serving ``root`` (a mount, an export) as a child process, its files under ``prefix``;
+    yields its base URL (ending in /)."""
     proc = None
     for _ in range(3):  # the free port may be taken between choosing and binding it
         port = free_port()
         conf = prefix / "nginx.conf"
-        conf.write_text(nginx_config(mount, port, prefix))
+        conf.write_text(nginx_config(root, port, prefix))
         proc = subprocess.Popen(
             [str(NGINX), "-p", str(prefix), "-c", str(conf)],
             stdin=subprocess.DEVNULL,
