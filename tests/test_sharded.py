@@ -445,6 +445,33 @@ def test_choose_spec() -> None:
         assert total / 2**spec.shard_bits <= 50e6 or 2 ** (spec.shard_bits + 1) > n
 
 
+@pytest.mark.parametrize(
+    ("n", "record"), [(1, 40), (999, 40), (100_000, 67), (8_000_000, 43), (8_000_000, 200), (3_000_000, 2000)]
+)
+def test_spec_for_dense_ids(n: int, record: int) -> None:
+    """Dense ids (1..n, as annotation ids): identity hash, shards in id order (so a shard is one run of
+    ids), about the target entries per minishard, and shard files (chunks and minishard indexes) of at
+    most the target bytes unless one shard per run of ids is reached."""
+    ids = np.arange(1, n + 1, dtype=np.uint64)
+    spec = S.spec_for(ids, record * n)
+    assert spec.hash == "identity"
+    shard, minishard = S.locate(spec, ids)
+    assert (np.diff(shard.astype(np.int64)) >= 0).all()
+    entries = np.unique(shard.astype(np.int64) << spec.minishard_bits | minishard.astype(np.int64), return_counts=True)[
+        1
+    ]
+    assert entries.max() <= 2 * S.TARGET_MINISHARD_ENTRIES and (n < 1000 or entries.mean() >= 400)
+    file_bytes = np.bincount(shard.astype(np.int64)) * (record + S.INDEX_ENTRY_BYTES)
+    assert file_bytes.max() <= S.TARGET_SHARD_BYTES
+
+
+def test_spec_for_sparse_ids_are_hashed() -> None:
+    ids = np.unique(np.random.default_rng(3).integers(1, 2**50, 50_000, dtype=np.uint64))
+    spec = S.spec_for(ids, 100 * len(ids))
+    assert spec == S.choose_spec(len(ids), (100 + S.INDEX_ENTRY_BYTES) * len(ids))
+    assert spec.hash == MURMUR
+
+
 # -- cloud-volume reads sharded skeletons and meshes ------------------------------------------------
 
 SEGMENTATION_INFO = {

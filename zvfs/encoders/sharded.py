@@ -43,6 +43,7 @@ GZIP_LEVEL = 6  # zlib's default
 TARGET_MINISHARD_ENTRIES = 1000
 TARGET_SHARD_BYTES = 50_000_000
 DENSE_IDS = 4  # spec_for: ids filling at least a quarter of [0, max id] are not hashed
+INDEX_ENTRY_BYTES = 24  # a chunk's entry in its minishard index (id, offset, size; raw)
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
@@ -515,19 +516,23 @@ def spec_for(
     the largest id): a shard then holds neighbouring data (what an export encodes together reads
     neighbouring store chunks; a spatial shard is a region). Sparse ids (arbitrary segment ids)
     would leave such ranges unbalanced: they are hashed (murmurhash3_x86_128, as choose_spec).
+    ``total_bytes`` is the chunks' own bytes: the shards' size target counts their minishard indexes
+    too (:data:`INDEX_ENTRY_BYTES` per id, as much as a small annotation).
     """
     keys = np.asarray(ids, np.uint64).reshape(-1)
     n = len(keys)
+    total_bytes += INDEX_ENTRY_BYTES * n
     if not n or int(keys.max()) >= DENSE_IDS * n:
         return choose_spec(
             n, total_bytes, target_minishard_entries=target_minishard_entries, target_shard_bytes=target_shard_bytes
         )
     span = int(keys.max()) + 1
+    width = (span - 1).bit_length()  # a shard holds ids [s, s + 1) << (width - shard_bits), at the average density
     shard_bits = 0
-    while total_bytes >> shard_bits > target_shard_bytes and shard_bits < n.bit_length() - 1:
+    while total_bytes << (width - shard_bits) > target_shard_bytes * span and shard_bits < n.bit_length() - 1:
         shard_bits += 1
     # runs of about the target entries, but at least as many runs as shards
-    preshift = min(round(math.log2(target_minishard_entries * span / n)), (span - 1).bit_length() - shard_bits)
+    preshift = min(round(math.log2(target_minishard_entries * span / n)), width - shard_bits)
     runs = ((span - 1) >> max(0, preshift)).bit_length()  # bits of the largest run number
     shard_bits = min(shard_bits, runs)
     if runs - shard_bits > MAX_MINISHARD_BITS:
