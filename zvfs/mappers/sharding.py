@@ -132,21 +132,32 @@ class ShardedIndex:
 
     def __init__(self, chunks: Chunks, spec: sharded.ShardingSpec, budget: Budget) -> None:
         self.chunks, self.spec = chunks, spec
-        self._groups: Memo[tuple[U64, U64, I64]] = budget.memo(lambda g: sum(int(a.nbytes) for a in g))
+        self._groups: Memo[tuple[I64 | None, U64, I64]] = budget.memo(
+            lambda g: sum(int(a.nbytes) for a in g if a is not None)
+        )
         self._layouts: Memo[sharded.ShardLayout] = budget.memo(_layout_bytes)
 
-    def _grouped(self) -> tuple[U64, U64, I64]:
-        """Every id grouped by shard (ascending within one), the non-empty shards, and where each
-        one's ids start in the first array."""
+    def _grouped(self) -> tuple[I64 | None, U64, I64]:
+        """How the ids (ascending) group by shard: the order putting them shard after shard (None:
+        they already are, as identity-hashed ids whose bits the spec covers), the non-empty shards,
+        and where each one's ids start in that order."""
 
-        def make() -> tuple[U64, U64, I64]:
-            ids = self.chunks.ids()
-            shard = sharded.locate(self.spec, ids)[0]
-            order = np.argsort(shard, kind="stable")
-            shards, starts = np.unique(shard[order], return_index=True)
-            return ids[order], shards, np.append(starts, len(ids)).astype(np.int64)
+        def make() -> tuple[I64 | None, U64, I64]:
+            shard = sharded.locate(self.spec, self.chunks.ids())[0]
+            order = None
+            if len(shard) > 1 and (shard[1:] < shard[:-1]).any():  # hashed: put them shard after shard
+                order = np.argsort(shard, kind="stable")
+                shard = shard[order]
+            starts = np.flatnonzero(np.concatenate([[True], shard[1:] != shard[:-1]])) if len(shard) else shard
+            return order, shard[starts], np.append(starts, len(shard)).astype(np.int64)
 
         return self._groups.get(None, make)
+
+    def _shard_ids(self, i: int) -> U64:
+        """The ids of the ``i``-th non-empty shard, ascending."""
+        order, _, starts = self._grouped()
+        at = slice(int(starts[i]), int(starts[i + 1]))
+        return self.chunks.ids()[at if order is None else order[at]]
 
     def names(self) -> Iterator[str]:
         return (sharded.shard_name(self.spec, int(s)) for s in self._grouped()[1])
@@ -166,8 +177,7 @@ class ShardedIndex:
 
     def _layout(self, i: int) -> sharded.ShardLayout:
         def make() -> sharded.ShardLayout:
-            grouped, _, starts = self._grouped()
-            ids = grouped[starts[i] : starts[i + 1]]
+            ids = self._shard_ids(i)
             sizes, prefix_sizes = self.chunks.sizes(ids)
             if self.spec.data_encoding != "raw":  # stored sizes are known only once encoded
                 sizes = np.concatenate([np.zeros(0, np.int64), *map(self._stored_sizes, _batches(ids))])
