@@ -260,7 +260,7 @@ def ensure_export(store: Store, cache: Path, reexport: bool) -> None:
         partial = out.with_name(out.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [*ZVFS, "export", str(store.path), str(partial), "--no-progress"]
+        cmd = [*ZVFS, "export", str(store.path), str(partial), "--no-progress", "--sharding", "off"]
         timing = timed_export(cmd, partial)
         partial.rename(out)
         record.write_text(
@@ -958,7 +958,17 @@ def dask_export(store: Store, cache: Path, workers: int) -> dict:
     out = cache / "dask-export" / f"{store.name}-{workers}"
     shutil.rmtree(out, ignore_errors=True)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        cmd = [*ZVFS, "export", "--no-progress", "--dask", cluster.scheduler_address, str(store.path), str(out)]
+        cmd = [
+            *ZVFS,
+            "export",
+            "--no-progress",
+            "--sharding",
+            "off",
+            "--dask",
+            cluster.scheduler_address,
+            str(store.path),
+            str(out),
+        ]
         timing = timed_export(cmd, out)
     shutil.rmtree(out)
     return timing
