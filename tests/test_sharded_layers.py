@@ -326,3 +326,23 @@ def test_gzip_shards(stores, exports, tmp_path: Path) -> None:
     for name in os.listdir(plain):
         assert store.read(struct.pack(">Q", int(name))).result().value == (plain / name).read_bytes()
     shutil.rmtree(out)
+
+
+# -- the Python API ---------------------------------------------------------------------------------------
+
+
+def test_api_shards_as_the_command_line(stores, exports, tmp_path: Path) -> None:
+    """``sharding=`` of zvfs.export and zvfs.mount gives the command line's sharded bytes (export
+    defaults to auto, as ``zvfs export``); a wrong value is a UsageError."""
+    import zvfs
+
+    store, reference = stores["point_cloud"], exports["on"]["point_cloud"]
+    zvfs.export(store, tmp_path / "on", progress=False, sharding="on")
+    assert same_tree(tmp_path / "on", reference)
+    zvfs.export(store, tmp_path / "auto", progress=False)  # a small store: auto leaves it unsharded
+    assert same_tree(tmp_path / "auto", exports["off"]["point_cloud"])
+    (tmp_path / "mnt").mkdir()
+    with zvfs.mount(store, tmp_path / "mnt", sharding="on") as mountpoint:
+        assert read_files(mountpoint) == read_files(reference)
+    with pytest.raises(zvfs.UsageError, match="sharding must be one of"):
+        zvfs.open_tree(store, sharding="sideways")
