@@ -7,8 +7,9 @@ must be the unsharded file of that key (by_id and relationships by id, spatial c
 compressed Morton code the client computes, skeletons and mesh manifests by segment id); Neuroglancer's
 ``AnnotationReader`` reads every annotation of the sharded layers by id, by relationship and by cell
 with geometry, properties and related segments intact; cloud-volume reads every sharded skeleton and
-every LOD of every sharded mesh (fragments found before their manifest). A mount and ``zvfs serve``
-give the export's bytes, with byte ranges; a byte range reads only the chunks it touches.
+every LOD of every sharded mesh (fragments found before their manifest), from the files and over
+HTTP from nginx in front of a sharded mount and export. A mount and ``zvfs serve`` give the export's
+bytes, with byte ranges; a byte range reads only the chunks it touches.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import shutil
 import struct
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +41,10 @@ from support import (
     read_truth,
     relative_paths,
     same_tree,
+    segmentation_info,
     served,
     zvfs,
 )
-from test_sharded import SEGMENTATION_INFO
 
 from zvfs.encoders.meshes import Manifest
 from zvfs.mappers.points import PointSource
@@ -179,12 +181,16 @@ def test_annotation_reader_reads_every_annotation(kind: str, exports: dict[str, 
         assert set(drawn) == {a.id for a in got.values()}
 
 
-def cloud_volume(root: Path, kind: str, layer: Path) -> CloudVolume:
-    """A stub segmentation under ``root`` whose ``kind`` (skeletons, mesh) is the layer directory."""
+def stub_segmentation(root: Path, kind: str, layer: Path) -> Path:
+    """A stub segmentation ``root`` whose ``kind`` (skeletons, mesh) is the layer directory (a link)."""
     root.mkdir(parents=True)
     os.symlink(layer, root / kind)
-    (root / "info").write_text(json.dumps({**SEGMENTATION_INFO, kind: kind}))
-    return CloudVolume(f"precomputed://file://{root}", progress=False)
+    (root / "info").write_text(json.dumps(segmentation_info(kind)))
+    return root
+
+
+def cloud_volume(root: Path, kind: str, layer: Path) -> CloudVolume:
+    return CloudVolume(f"precomputed://file://{stub_segmentation(root, kind, layer)}", progress=False)
 
 
 @pytest.mark.parametrize("kind", SKELETON_KINDS)
@@ -215,6 +221,56 @@ def test_cloudvolume_reads_sharded_meshes(exports: dict[str, dict[str, Path]], t
             assert len(want.faces)
             np.testing.assert_array_equal(got.vertices, want.vertices)
             np.testing.assert_array_equal(got.faces, want.faces)
+
+
+@pytest.mark.parametrize("origin", ["mount", "export"])
+def test_readers_through_nginx(origin: str, stores, exports, tmp_path: Path) -> None:
+    """AnnotationReader (tensorstore's sharded kvstore over HTTP) and cloud-volume read the sharded
+    layers from nginx in front of a ``--sharding on`` mount, and of the sharded export, by byte
+    ranges: the unsharded export's annotations (by id and by relationship), skeletons and meshes."""
+    from test_nginx import run_nginx  # skips the test where nginx or FUSE is missing
+
+    plain = exports["off"]
+    with ExitStack() as stack:
+        trees = exports["on"]
+        if origin == "mount":
+            mp = stack.enter_context(mounted(stores["mesh"].parent, tmp_path / "mnt", "--sharding", "on"))
+            trees = {kind: mp / store.name for kind, store in stores.items()}
+        site = tmp_path / "site"
+        site.mkdir()
+        os.symlink(trees["point_cloud"] / "annotations", site / "annotations")
+        stub_segmentation(site / "skeletons", "skeletons", trees["streamline"] / "skeletons")
+        stub_segmentation(site / "mesh", "mesh", trees["mesh"] / "meshes")
+        (tmp_path / "nginx").mkdir()
+        base = stack.enter_context(run_nginx(site, tmp_path / "nginx"))
+
+        sharded = AnnotationReader(f"{base}annotations/")
+        want = AnnotationReader(f"file://{plain['point_cloud']}/annotations/")
+        assert "sharding" in sharded.metadata["by_id"]
+        ids = sorted(int(n) for n in os.listdir(plain["point_cloud"] / "annotations" / "by_id"))
+        assert [sharded.by_id[i].to_json() for i in ids] == [want.by_id[i].to_json() for i in ids]
+        for rel in want.metadata["relationships"]:
+            for seg in sorted(int(n) for n in os.listdir(plain["point_cloud"] / "annotations" / rel["key"])):
+                got = [a.to_json() for a in sharded.relationships[rel["id"]][seg]]
+                assert got == [a.to_json() for a in want.relationships[rel["id"]][seg]], (rel["id"], seg)
+
+        skeletons = CloudVolume(f"precomputed://{base}skeletons", progress=False)
+        local = cloud_volume(tmp_path / "plain-skeletons", "skeletons", plain["streamline"] / "skeletons")
+        segments = [int(n) for n in os.listdir(plain["streamline"] / "skeletons") if n.isdigit()]
+        assert segments and "sharding" in skeletons.skeleton.meta.info
+        for seg in segments:
+            got, expected = skeletons.skeleton.get(seg), local.skeleton.get(seg)
+            np.testing.assert_array_equal(got.vertices, expected.vertices)
+            np.testing.assert_array_equal(got.edges, expected.edges)
+
+        meshes = CloudVolume(f"precomputed://{base}mesh", progress=False)
+        local = cloud_volume(tmp_path / "plain-mesh", "mesh", plain["mesh"] / "meshes")
+        for seg in (int(n) for n in os.listdir(plain["mesh"] / "meshes") if n.isdigit()):
+            for lod in range(Manifest.decode((plain["mesh"] / "meshes" / f"{seg}.index").read_bytes()).num_lods):
+                got, expected = meshes.mesh.get(seg, lod=lod)[seg], local.mesh.get(seg, lod=lod)[seg]
+                assert len(expected.faces)
+                np.testing.assert_array_equal(got.vertices, expected.vertices)
+                np.testing.assert_array_equal(got.faces, expected.faces)
 
 
 # -- mount and serve give the export's bytes -------------------------------------------------------
