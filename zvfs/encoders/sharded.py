@@ -417,37 +417,58 @@ def encode_shards(
 # -- decoding ----------------------------------------------------------------------------------
 
 
-def _find(spec: ShardingSpec, shard: bytes, chunk_id: int) -> tuple[int, int] | None:
-    """(offset, size) of a chunk's stored data, through the shard index and the minishard index."""
-    minishard = int(locate(spec, np.uint64(chunk_id))[1])
-    start, end = struct.unpack_from("<QQ", shard, minishard * SHARD_INDEX_ENTRY)
-    if start == end:
-        return None
+ShardReader = Callable[[int, int], bytes]  # (offset, size) -> those bytes of one shard file
+
+
+def _minishard(spec: ShardingSpec, read: ShardReader, minishard: int) -> tuple[U64, I64, I64]:
+    """(ids, data offsets from the start of the file, stored sizes) of one minishard, read through
+    its shard index entry and its minishard index."""
+    start, end = struct.unpack("<QQ", read(minishard * SHARD_INDEX_ENTRY, SHARD_INDEX_ENTRY))
+    if start >= end:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     base = spec.index_bytes
-    raw = _decode(shard[base + start : base + end], spec.minishard_index_encoding)
+    raw = _decode(read(base + start, end - start), spec.minishard_index_encoding)
     if len(raw) % MINISHARD_INDEX_ENTRY:
         raise ValueError(f"minishard index of {len(raw)} bytes, not a multiple of {MINISHARD_INDEX_ENTRY}")
     ids, offsets, sizes = np.frombuffer(raw, "<u8").reshape(3, -1)
     ends = base + np.cumsum(offsets + sizes, dtype=np.uint64).astype(np.int64)
-    hit = np.flatnonzero(np.cumsum(ids, dtype=np.uint64) == np.uint64(chunk_id))
-    if not hit.size:
-        return None
-    size = int(sizes[hit[0]])
-    return int(ends[hit[0]]) - size, size
+    return np.cumsum(ids, dtype=np.uint64), ends - sizes.astype(np.int64), sizes.astype(np.int64)
+
+
+def _find(spec: ShardingSpec, read: ShardReader, chunk_id: int) -> tuple[int, int] | None:
+    """(offset, size) of a chunk's stored data, through the shard index and the minishard index."""
+    ids, offsets, sizes = _minishard(spec, read, int(locate(spec, np.uint64(chunk_id))[1]))
+    hit = np.flatnonzero(ids == np.uint64(chunk_id))
+    return (int(offsets[hit[0]]), int(sizes[hit[0]])) if hit.size else None
+
+
+def _reader(shard: bytes) -> ShardReader:
+    return lambda offset, size: shard[offset : offset + size]
+
+
+def chunk_ids(spec: ShardingSpec, read: ShardReader) -> U64:
+    """Every chunk id of one shard file (minishard by minishard), read by byte ranges: the shard
+    index, then each non-empty minishard's index."""
+    entries = np.frombuffer(read(0, spec.index_bytes), "<u8").reshape(-1, 2)
+    found = [_minishard(spec, read, int(m))[0] for m in np.flatnonzero(entries[:, 1] > entries[:, 0])]
+    return np.concatenate([np.zeros(0, np.uint64), *found])
+
+
+def fetch_chunk(spec: ShardingSpec, read: ShardReader, chunk_id: int) -> bytes | None:
+    """A chunk's plain bytes, or None if absent, read from its shard file by byte ranges as the
+    client reads it: shard index entry, minishard index, chunk data."""
+    found = _find(spec, read, chunk_id)
+    return None if found is None else _decode(read(*found), spec.data_encoding)
 
 
 def read_chunk(spec: ShardingSpec, shard: bytes, chunk_id: int) -> bytes | None:
     """A chunk's plain bytes from its shard file's contents, or None if absent."""
-    found = _find(spec, shard, chunk_id)
-    if found is None:
-        return None
-    offset, size = found
-    return _decode(shard[offset : offset + size], spec.data_encoding)
+    return fetch_chunk(spec, _reader(shard), chunk_id)
 
 
 def read_prefix(spec: ShardingSpec, shard: bytes, chunk_id: int, size: int) -> bytes | None:
     """The ``size`` raw bytes right before a chunk's data (mesh fragments), or None if absent."""
-    found = _find(spec, shard, chunk_id)
+    found = _find(spec, _reader(shard), chunk_id)
     if found is None:
         return None
     offset = found[0]
