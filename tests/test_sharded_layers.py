@@ -15,6 +15,7 @@ bytes, with byte ranges; a byte range reads only the chunks it touches.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import struct
@@ -46,10 +47,12 @@ from support import (
     zvfs,
 )
 
+from zvfs import link
 from zvfs.encoders.meshes import Manifest
 from zvfs.mappers.points import PointSource
 from zvfs.mappers.sharding import AUTO_FILES, Sharding
 from zvfs.source import open_tree
+from zvfs.tree import DirectoryTree
 
 ANNOTATION_KINDS = ("point_cloud", "line", "streamline", "graph")
 SKELETON_KINDS = ("streamline", "graph", "skeleton")
@@ -271,6 +274,19 @@ def test_readers_through_nginx(origin: str, stores, exports, tmp_path: Path) -> 
                 assert len(expected.faces)
                 np.testing.assert_array_equal(got.vertices, expected.vertices)
                 np.testing.assert_array_equal(got.faces, expected.faces)
+
+
+@pytest.mark.parametrize("kind", sorted(set(ANNOTATION_KINDS + SKELETON_KINDS + ("mesh",))))
+def test_link_reads_sharded_layers(kind: str, exports, caplog: pytest.LogCaptureFixture) -> None:
+    """zvfs link of a sharded export gives the unsharded export's state (fit, segments, property
+    ranges of the shaders: the coarsest level has fewer cells than link samples), its samples read
+    from the shards by byte ranges, without a warning."""
+    states = {
+        mode: link.build_state([link.Source(kind, DirectoryTree(str(exports[mode][kind])), "http://host/")])
+        for mode in ("off", "on")
+    }
+    assert states["on"] == states["off"]
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 # -- mount and serve give the export's bytes -------------------------------------------------------

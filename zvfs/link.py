@@ -25,12 +25,13 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 from urllib.parse import quote
 
 import numpy as np
 
-from .encoders import EXTENSION, meshes, numeric, skeletons
+from .encoders import EXTENSION, meshes, numeric, sharded, skeletons
 from .encoders.annotations import AnnotationSchema, decode_multiple
 from .errors import StoreError
 from .images import Image, image_layer
@@ -135,17 +136,50 @@ def read_json(tree: Tree, path: str) -> dict:
     return value
 
 
-def sample(tree: Tree, paths: Sequence[str], decode: Callable[[bytes], T]) -> list[T]:
-    """``decode`` of up to :data:`SAMPLE_FILES` of ``paths``. A file that cannot be read, or that
-    its format's decoder refuses (ValueError), is skipped with a warning naming it: the viewer will
-    report it too, and the rest of the layer still counts."""
+Reads = Sequence[tuple[str, Callable[[], bytes]]]  # what a file or chunk is called, and how to read it
+
+
+def sample(tree: Tree, reads: Reads, decode: Callable[[bytes], T]) -> list[T]:
+    """``decode`` of up to :data:`SAMPLE_FILES` of ``reads`` (:func:`files`, :func:`chunks`). A file
+    that cannot be read, or that its format's decoder refuses (ValueError), is skipped with a
+    warning naming it: the viewer will report it too, and the rest of the layer still counts."""
     out = []
-    for path in paths[:SAMPLE_FILES]:
+    for name, read in reads[:SAMPLE_FILES]:
         try:
-            out.append(decode(tree.read(path)))
+            out.append(decode(read()))
         except (NotFound, ReadFailed, ValueError) as exc:
-            log.warning("%s: /%s: left out of the view's fit: %s", tree.label, path, exc)
+            log.warning("%s: /%s: left out of the view's fit: %s", tree.label, name, exc)
     return out
+
+
+def files(tree: Tree, paths: Iterable[str]) -> Reads:
+    return [(path, partial(tree.read, path)) for path in paths]
+
+
+def chunks(tree: Tree, directory: str, sharding: dict, ids: Iterable[int]) -> Reads:
+    """Chunks ``ids`` of the sharded index ``directory``, each read from its shard file by byte
+    ranges, as the client reads it."""
+    spec = sharded.ShardingSpec.from_json(sharding)
+    out = []
+    for chunk_id in ids:
+        path = f"{directory}/{sharded.shard_name(spec, int(sharded.locate(spec, np.uint64(chunk_id))[0]))}"
+        out.append((f"{path} (chunk {chunk_id})", partial(_chunk, tree, path, spec, chunk_id)))
+    return out
+
+
+def _chunk(tree: Tree, path: str, spec: sharded.ShardingSpec, chunk_id: int) -> bytes:
+    data = sharded.fetch_chunk(spec, partial(tree.read, path), chunk_id)
+    if data is None:
+        raise NotFound(f"no chunk {chunk_id} in its shard")
+    return data
+
+
+def segment_files(tree: Tree, path: str, info: dict, ids: Sequence[str], suffix: str = "") -> Reads:
+    """The file of each segment of a skeleton or multi-resolution mesh layer (``<id><suffix>``), or
+    its chunk when the layer is sharded (a mesh's chunk is its manifest)."""
+    if "sharding" in info:
+        return chunks(tree, path, info["sharding"], map(int, ids))
+    return files(tree, [f"{path}/{i}{suffix}" for i in ids])
 
 
 def layer_groups(tree: Tree, path: str = "", depth: int = 0) -> dict[str, dict[str, dict | StoreError]]:
@@ -227,9 +261,19 @@ def property_values(tree: Tree, path: str, info: dict) -> dict[str, np.ndarray] 
     """Property columns of a sample of the coarsest spatial level's cells, or None if it has none."""
     schema = AnnotationSchema.from_info(info)
     schema.check()
-    level = f"{path}/{info['spatial'][0]['key']}"
+    coarsest = info["spatial"][0]
+    level = f"{path}/{coarsest['key']}"
     try:
-        cells = [f"{level}/{name}" for name in sorted(tree.listdir(level))]
+        names = sorted(tree.listdir(level))
+        if "sharding" in coarsest:  # the same cells as unsharded: in the order of their file names
+            spec = sharded.ShardingSpec.from_json(coarsest["sharding"])
+            codes = [sharded.chunk_ids(spec, partial(tree.read, f"{level}/{name}")) for name in names]
+            code = np.concatenate([np.zeros(0, np.uint64), *codes])
+            cell_names = ("_".join(map(str, c)) for c in sharded.cells_of_morton_codes(code, coarsest["grid_shape"]))
+            ordered = [key for _, key in sorted(zip(cell_names, code.tolist(), strict=True))]
+            cells = chunks(tree, level, coarsest["sharding"], ordered[:SAMPLE_FILES])
+        else:
+            cells = files(tree, [f"{level}/{name}" for name in names])
     except NotFound:
         log.warning("%s: /%s: missing; the layer is not coloured by its properties", tree.label, level)
         return None
@@ -355,9 +399,9 @@ def skeleton_shader(info: dict, attributes: Mapping[str, np.ndarray]) -> str | N
 
 def skeleton_layer(tree: Tree, path: str, info: dict, ids: list[str]) -> Layer:
     spec = skeletons.spec_from_info(info)
-    files = sample(tree, [f"{path}/{i}" for i in ids], lambda data: skeletons.decode(data, spec))
-    positions = np.concatenate([p for p, _, _ in files]) if files else np.zeros((0, 3))
-    attributes = {a.id: np.concatenate([f[2][a.id] for f in files]) for a in spec} if files else {}
+    found = sample(tree, segment_files(tree, path, info, ids), lambda data: skeletons.decode(data, spec))
+    positions = np.concatenate([p for p, _, _ in found]) if found else np.zeros((0, 3))
+    attributes = {a.id: np.concatenate([f[2][a.id] for f in found]) for a in spec} if found else {}
     state: dict = {
         "type": "segmentation",
         "skeletonRendering": {"mode2d": "lines_and_points", "mode3d": "lines", "lineWidth3d": 2},
@@ -377,17 +421,18 @@ def multilod_corners(data: bytes) -> np.ndarray:
 
 def legacy_vertices(tree: Tree, path: str, manifest: bytes) -> np.ndarray:
     """The vertices (nanometres) of a legacy mesh's fragments."""
-    fragments = [f"{path}/{name}" for name in json.loads(manifest)["fragments"]]
+    fragments = files(tree, [f"{path}/{name}" for name in json.loads(manifest)["fragments"]])
     found = sample(tree, fragments, lambda data: meshes.decode_legacy_fragment(data)[0])
     return np.concatenate([np.zeros((0, 3), np.float32), *found])
 
 
 def mesh_layer(tree: Tree, path: str, info: dict, ids: list[str]) -> Layer:
     if info["@type"] == MULTILOD:
-        corners = sample(tree, [f"{path}/{i}.index" for i in ids], multilod_corners)
+        corners = sample(tree, segment_files(tree, path, info, ids, ".index"), multilod_corners)
         points = to_nanometres(np.concatenate(corners), info) if corners else np.zeros((0, 3))
     else:
-        meshes = sample(tree, [f"{path}/{i}:0" for i in ids], lambda data: legacy_vertices(tree, path, data))
+        manifests = files(tree, [f"{path}/{i}:0" for i in ids])
+        meshes = sample(tree, manifests, lambda data: legacy_vertices(tree, path, data))
         points = np.concatenate(meshes).astype(np.float64) if meshes else np.zeros((0, 3))
     return Layer({"type": "segmentation"}, Box.nanometres(points))
 
