@@ -27,9 +27,8 @@ import subprocess
 import sys
 import time
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
-
-import numpy as np
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -72,22 +71,17 @@ def export(store: Path, out: Path, mode: str, index_dir: Path) -> dict:
 
 def client_read(tree, directory: str, key: int, spec: dict | None, plain_name: str) -> int:
     """The bytes of one chunk read as the client reads it; returns its length."""
-    from zvfs.encoders.sharded import ShardingSpec, locate, shard_name
+    from zvfs.encoders.sharded import ShardingSpec, fetch_chunk, locate, shard_name
 
     if spec is None:
         path = f"{directory}/{plain_name}"
         return len(tree.read(path, 0, tree.stat(path).size))
     sharding = ShardingSpec.from_json(spec)
-    shard, minishard = (int(x[0]) for x in locate(sharding, [key]))
-    path = f"{directory}/{shard_name(sharding, shard)}"
+    path = f"{directory}/{shard_name(sharding, int(locate(sharding, [key])[0][0]))}"
     tree.stat(path)
-    start, end = np.frombuffer(tree.read(path, 16 * minishard, 16), "<u8").astype(np.int64)
-    base = sharding.index_bytes
-    index = np.frombuffer(tree.read(path, base + int(start), int(end - start)), "<u8").reshape(3, -1).astype(np.int64)
-    ids, ends = np.cumsum(index[0]), np.cumsum(index[1] + index[2])
-    at = int(np.flatnonzero(ids == key)[0])
-    size = int(index[2][at])
-    return len(tree.read(path, base + int(ends[at]) - size, size))
+    data = fetch_chunk(sharding, partial(tree.read, path), key)
+    assert data is not None, (path, key)
+    return len(data)
 
 
 def probe(store: str, mode: str, index_dir: str, repeat: int) -> dict:
