@@ -48,11 +48,17 @@ def pyramid_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return add_pyramid(build_points(root / "p.zarrvectors", spec), 3)
 
 
+def export(*args: str) -> None:
+    """``zvfs export`` unsharded, as a mount shows the tree (the store has more than 4,096 files, which
+    export's default ``--sharding auto`` would shard)."""
+    zvfs("export", "--no-progress", "--sharding", "off", *args)
+
+
 @pytest.fixture(scope="module")
 def exported(pyramid_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The store's tree as an export, indexed in an index directory of its own."""
     out = tmp_path_factory.mktemp("reference") / "tree"
-    zvfs("export", "--no-progress", "--index-dir", str(out.with_name("index")), str(pyramid_store), str(out))
+    export("--index-dir", str(out.with_name("index")), str(pyramid_store), str(out))
     return out
 
 
@@ -64,7 +70,7 @@ def test_index_lives_outside_the_store_and_is_reused(pyramid_store: Path, export
     (built,) = index_dirs(index)
     stamp = (built / "index.json").stat().st_mtime_ns
     assert "already" in zvfs("index", "--index-dir", str(index), str(pyramid_store)).stdout
-    zvfs("export", "--no-progress", "--index-dir", str(index), str(pyramid_store), str(tmp_path / "out"))
+    export("--index-dir", str(index), str(pyramid_store), str(tmp_path / "out"))
     assert index_dirs(index) == [built] and (built / "index.json").stat().st_mtime_ns == stamp, "not rebuilt"
     assert same_tree(tmp_path / "out", exported)
     assert tree_digest(pyramid_store) == before, "the store is never written"
@@ -96,7 +102,7 @@ def test_damaged_index_is_rebuilt_not_trusted(pyramid_store: Path, exported: Pat
     else:
         (built / "index.json").write_text("{")
     out = tmp_path / "out"
-    zvfs("export", "--no-progress", "--index-dir", str(index), str(pyramid_store), str(out))
+    export("--index-dir", str(index), str(pyramid_store), str(out))
     assert same_tree(out, exported)
     assert "already" in zvfs("index", "--index-dir", str(index), str(pyramid_store)).stdout
 
