@@ -558,7 +558,7 @@ def test_cloudvolume_reads_sharded_multilod_mesh(tmp_path: Path, name: str) -> N
         {name: data for i, m in meshes.items() for name, data in ((f"{i}.index", m.manifest), (str(i), m.data))},
     )
     for segid, enc in meshes.items():
-        n_lods = int(np.frombuffer(enc.manifest, "<u4", 1, 24)[0])
+        n_lods = M.Manifest.decode(enc.manifest).num_lods
         for lod in range(n_lods):
             got, want = sharded.mesh.get(segid, lod=lod)[segid], plain.mesh.get(segid, lod=lod)[segid]
             assert len(got.faces) > 0

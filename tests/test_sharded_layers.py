@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from support import (
 
 from zvfs import link
 from zvfs.encoders.meshes import Manifest
+from zvfs.encoders.sharded import ShardingSpec, fetch_chunk
 from zvfs.mappers.points import PointSource
 from zvfs.mappers.sharding import AUTO_FILES, Sharding
 from zvfs.source import open_tree
@@ -313,18 +314,6 @@ def test_serve_answers_ranges_of_shards(stores, exports: dict[str, dict[str, Pat
                         assert resp.status_code == 206 and resp.content == data[first : last + 1], (rel, first)
 
 
-def locate_chunk(read: Callable[[int, int], bytes], spec: dict, chunk: int) -> tuple[int, int]:
-    """(offset, size) of a chunk in a shard, found as the client finds it: ``read(offset, size)``
-    the shard index entry, then the minishard index (identity hash, raw indexes)."""
-    assert spec["hash"] == "identity" and spec["minishard_index_encoding"] == "raw"
-    minishard = (chunk >> spec["preshift_bits"]) & ((1 << spec["minishard_bits"]) - 1)
-    base = 16 << spec["minishard_bits"]
-    start, end = struct.unpack("<QQ", read(16 * minishard, 16))
-    ids, offsets, sizes = np.frombuffer(read(base + start, end - start), "<u8").reshape(3, -1).astype(np.int64)
-    at = int(np.flatnonzero(np.cumsum(ids) == chunk)[0])
-    return base + int(np.cumsum(offsets + sizes)[at] - sizes[at]), int(sizes[at])
-
-
 def test_a_range_encodes_only_the_chunks_it_touches(stores, exports, monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[list[int]] = []
     batch = PointSource.annotation_batch
@@ -335,10 +324,15 @@ def test_a_range_encodes_only_the_chunks_it_touches(stores, exports, monkeypatch
 
     monkeypatch.setattr(PointSource, "annotation_batch", counted)
     tree = open_tree(str(stores["point_cloud"]), sharding=Sharding("on"))
-    spec = json.loads(tree.read("annotations/info"))["by_id"]["sharding"]
-    offset, size = locate_chunk(lambda at, n: tree.read("annotations/by_id/0.shard", at, n), spec, 1234)
-    assert asked == []  # the shard's size, its index and a minishard index need no annotation
-    data = tree.read("annotations/by_id/0.shard", offset, size)
+    spec = ShardingSpec.from_json(json.loads(tree.read("annotations/info"))["by_id"]["sharding"])
+    encoded_before: list[int] = []  # annotations encoded before each ranged read
+
+    def read(offset: int, size: int) -> bytes:
+        encoded_before.append(len(asked))
+        return tree.read("annotations/by_id/0.shard", offset, size)
+
+    data = fetch_chunk(spec, read, 1234)  # as the client reads it: shard index, minishard index, chunk
+    assert len(encoded_before) == 3 and encoded_before[:2] == [0, 0], "the indexes need no annotation"
     assert asked == [[1234]]
     assert data == (exports["off"]["point_cloud"] / "annotations" / "by_id" / "1234").read_bytes()
 
