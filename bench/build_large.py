@@ -25,6 +25,8 @@ import numpy as np
 import zarr_vectors as zv
 from zarr_vectors import building
 
+from zvfs.samples import add_blobs
+
 SEED = 20261130
 CHUNK = 125.0
 POINTS_PER_1000_CUBE = 1_000_000
@@ -48,23 +50,8 @@ def schema(kind: str, edge: float) -> zv.Schema:
 def points(path: Path, n: int) -> None:
     rng = np.random.default_rng(SEED)
     edge = side(n, POINTS_PER_1000_CUBE)
-    objects = n // 100
-    centres = rng.uniform(0.05 * edge, 0.95 * edge, (objects, 3))
-    owner = rng.integers(0, objects, n)
-    pos = np.clip(centres[owner] + rng.normal(0, 20, (n, 3)), 0, edge - 0.1).astype(np.float32)
-    zv.create(str(path), schema=schema("point_cloud", edge)).add_points(
-        pos,
-        attributes={
-            "intensity": rng.random(n).astype(np.float32),
-            "rgb": rng.integers(0, 256, (n, 3)).astype(np.uint8),
-            "label": np.array(["axon", "dendrite", "soma"])[rng.integers(0, 3, n)],
-        },
-        object_ids=owner,
-        object_attributes={
-            "size": np.bincount(owner, minlength=objects).astype(np.int32),
-            "score": rng.random(objects).astype(np.float32),
-        },
-    )
+    centres = rng.uniform(0.05 * edge, 0.95 * edge, (n // 100, 3))
+    add_blobs(zv.create(str(path), schema=schema("point_cloud", edge)), rng, n, centres, 20, edge - 0.1)
 
 
 def streamlines(path: Path, n: int) -> None:

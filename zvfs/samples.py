@@ -21,13 +21,13 @@ def _schema(kind: str) -> zv.Schema:
     return zv.Schema(bounds=BOUNDS, kind=kind, axes=AXES, layout=zv.Layout(cell_size=CELL, subcells=4))
 
 
-def point_cloud(path: str, rng: np.random.Generator) -> None:
-    """20k points in 200 gaussian blobs (objects) with intensity, colour, class and per-blob score."""
-    n, n_obj = 20_000, 200
-    centers = rng.uniform(80, 920, (n_obj, 3))
-    oid = rng.integers(0, n_obj, n)
-    pos = np.clip(centers[oid] + rng.normal(0, 25, (n, 3)), 0, 999.9).astype(np.float32)
-    ds = zv.create(path, schema=_schema("point_cloud"))
+def add_blobs(ds: zv.Dataset, rng: np.random.Generator, n: int, centres: np.ndarray, spread: float, top: float) -> None:
+    """``n`` points in gaussian blobs (standard deviation ``spread``) around ``centres``, one object
+    each, clipped to [0, ``top``], with intensity, colour and class per point and size and score per
+    blob (the sample's recipe, also the benchmarks' at larger sizes)."""
+    objects = len(centres)
+    owner = rng.integers(0, objects, n)
+    pos = np.clip(centres[owner] + rng.normal(0, spread, (n, 3)), 0, top).astype(np.float32)
     ds.add_points(
         pos,
         attributes={
@@ -35,12 +35,18 @@ def point_cloud(path: str, rng: np.random.Generator) -> None:
             "rgb": rng.integers(0, 256, (n, 3)).astype(np.uint8),
             "label": np.array(["axon", "dendrite", "soma"])[rng.integers(0, 3, n)],
         },
-        object_ids=oid,
+        object_ids=owner,
         object_attributes={
-            "size": np.bincount(oid, minlength=n_obj).astype(np.int32),
-            "score": rng.random(n_obj).astype(np.float32),
+            "size": np.bincount(owner, minlength=objects).astype(np.int32),
+            "score": rng.random(objects).astype(np.float32),
         },
     )
+
+
+def point_cloud(path: str, rng: np.random.Generator) -> None:
+    """20k points in 200 gaussian blobs (objects) with intensity, colour, class and per-blob score."""
+    centres = rng.uniform(80, 920, (200, 3))
+    add_blobs(zv.create(path, schema=_schema("point_cloud")), rng, 20_000, centres, 25, 999.9)
 
 
 BUILDERS: dict[str, Callable[[str, np.random.Generator], None]] = {"point_cloud": point_cloud}
