@@ -60,10 +60,10 @@ class PointSource(SpatialSource):
     def _excluded(self, cell: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, levels) of a level-0 cell drawn at coarser levels: read for that cell alone."""
         offsets = self._excluded_offsets()
-        a, b = int(offsets[cell]), int(offsets[cell + 1])
-        if a == b:
+        rows = slice(int(offsets[cell]), int(offsets[cell + 1]))
+        if rows.start == rows.stop:
             return np.zeros(0, np.int64), np.zeros(0, np.uint8)
-        return self.ctx.index.array("points/excl_row")[a:b], self.ctx.index.array("points/excl_level")[a:b]
+        return self.ctx.index.span("points/excl_row", rows), self.ctx.index.span("points/excl_level", rows)
 
     def _rows(self, cell: int) -> np.ndarray:
         """The rows of a level-0 cell this source draws at level 0 (pinned level 0: all of them)."""
@@ -129,11 +129,13 @@ class PointSource(SpatialSource):
 
     # -- batches
     def _owners(self, cell: int, rows: np.ndarray) -> np.ndarray:
-        """Object id of the given rows of a level-0 cell."""
+        """Object id of the given rows of a level-0 cell (its runs read for that cell alone)."""
         offsets = self._array("owner_offsets")
-        a, b = offsets[cell], offsets[cell + 1]
-        runs = tuple(self._array(f"owner_{x}")[a:b] for x in ("object", "start", "rows"))
-        return owners_of(runs, int(self.base.counts[cell]))[rows]  # type: ignore[arg-type]
+        cell_runs = slice(int(offsets[cell]), int(offsets[cell + 1]))
+        objects, starts, lengths = (
+            self.ctx.index.span(f"points/owner_{x}", cell_runs) for x in ("object", "start", "rows")
+        )
+        return owners_of((objects, starts, lengths), int(self.base.counts[cell]))[rows]
 
     def _annotations(
         self, positions: np.ndarray, attributes: dict[str, np.ndarray], owners: np.ndarray | None, ids: np.ndarray
