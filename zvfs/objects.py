@@ -40,8 +40,16 @@ class ObjectTable:
         """Object ids in row order (sorted)."""
         return np.asarray(self.objects.ids[:])
 
+    def ids_at(self, rows: slice | np.ndarray) -> np.ndarray:
+        """Object ids of some rows (read for those rows alone)."""
+        return self.objects.ids_at(rows)
+
     def row_of(self, oid: int) -> int | None:
         return self.objects.row_of(int(oid))
+
+    def rows_of(self, oids: np.ndarray) -> np.ndarray:
+        """Rows of object ids (which must be present)."""
+        return self.objects.rows_of(oids)
 
     def _row(self, oid: int) -> int:
         """:meth:`row_of`, raising KeyError for an id the level does not hold."""

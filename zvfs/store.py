@@ -205,6 +205,7 @@ class LevelReader:
         self._fragments: Memo[np.ndarray] = store.budget.memo(lambda a: int(a.nbytes))
         self._cells: Memo[CellData] = store.budget.memo(CellData.nbytes)
         self._object_values: Memo[np.ndarray] = store.budget.memo(lambda a: int(a.nbytes))
+        self._object_codes: Memo[np.ndarray] = store.budget.memo(lambda a: int(a.nbytes))  # strings as categories
         self.known_channels: dict[str, int] = {}  # attribute -> channels, when an index says
 
     def _where(self, what: str) -> str:
@@ -359,10 +360,11 @@ class LevelReader:
     def object_attribute(self, name: str) -> np.ndarray:
         """Dense per-object values, aligned with :attr:`object_ids` (category codes for strings)."""
         values = self._values(name)
-        if values.dtype.kind in "US":
-            info = next(a for a in self.object_attributes if a.name == name)
-            return np.searchsorted(np.asarray(info.categories, dtype=values.dtype), values).astype(info.dtype)
-        return values
+        if values.dtype.kind not in "US":
+            return values
+        info = next(a for a in self.object_attributes if a.name == name)
+        categories = np.asarray(info.categories, dtype=values.dtype)
+        return self._object_codes.get(name, lambda: np.searchsorted(categories, values).astype(info.dtype))
 
     def fragments(self, cell: Cell) -> np.ndarray:
         """(F, 2) start,count row ranges of a cell's fragments (kept in the budget: read often)."""

@@ -128,6 +128,21 @@ class StoreIndex:
         column that grows with the store (the page cache keeps what is read again)."""
         return self.files.disk(name)[rows]
 
+    def take(self, name: str, rows: slice | np.ndarray) -> np.ndarray:
+        """Rows of an array, for one request: from memory when it is small, else read from disk for
+        those rows alone."""
+        values = self.array(name)
+        if isinstance(values, DiskArray):
+            return values[rows] if isinstance(rows, slice) else values.take(rows)
+        return values[rows]
+
+    def find(self, name: str, keys: np.ndarray) -> np.ndarray:
+        """Positions of ``keys`` in a sorted array (``np.searchsorted``), read for those keys alone."""
+        values = self.array(name)
+        if isinstance(values, DiskArray):
+            return np.asarray([values.searchsorted(k) for k in np.asarray(keys).tolist()], np.int64)
+        return np.searchsorted(values, keys)
+
     def whole(self, name: str) -> np.ndarray:
         """An array read whole, whatever its size (for work that needs all of it anyway)."""
         values = self.array(name)
@@ -187,6 +202,17 @@ class ObjectIndex:
     def sizes(self) -> np.ndarray:
         """Vertices of each object (0: dropped at this level; -1: unknown, a damaged chunk)."""
         return self.index.whole(f"{self._p}/sizes")
+
+    def ids_at(self, rows: slice | np.ndarray) -> np.ndarray:
+        return self.index.take(f"{self._p}/ids", rows)
+
+    def rows_of(self, oids: np.ndarray) -> np.ndarray:
+        """Rows of object ids (which must be present)."""
+        return self.index.find(f"{self._p}/ids", oids)
+
+    def sizes_at(self, rows: slice | np.ndarray) -> np.ndarray:
+        """:meth:`sizes` of some rows."""
+        return self.index.take(f"{self._p}/sizes", rows)
 
     def size(self, row: int) -> int:
         return int(self.index.array(f"{self._p}/sizes")[row])

@@ -219,6 +219,9 @@ class IndexFiles:
         return DiskArray(self.path / name, np.dtype(spec.dtype), spec.shape)
 
 
+TAKE_GAP = 512  # rows between two wanted ones that DiskArray.take reads through rather than seek past
+
+
 class DiskArray:
     """An array on disk, read a slice at a time with ``pread`` (rows along the first axis)."""
 
@@ -250,6 +253,17 @@ class DiskArray:
         if len(data) != n:
             raise IndexCorrupt(f"{self.path}: short read")
         return np.frombuffer(data, self.dtype).reshape(stop - start, *self.shape[1:])
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows at any positions, runs of nearby rows read together: the cost follows ``len(rows)``."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        wanted = np.unique(rows)
+        if len(wanted) and (wanted[0] < 0 or wanted[-1] >= len(self)):
+            raise IndexError(f"{self.path}: rows outside 0..{len(self) - 1}")
+        runs = np.split(wanted, np.flatnonzero(np.diff(wanted) > TAKE_GAP) + 1) if len(wanted) else []
+        found = [self._read(int(r[0]), int(r[-1]) + 1)[r - r[0]] for r in runs]
+        values = np.concatenate(found) if found else np.zeros((0, *self.shape[1:]), self.dtype)
+        return values[np.searchsorted(wanted, rows)]
 
     def searchsorted(self, value: int | float, side: str = "left") -> int:
         """``np.searchsorted`` over a sorted 1-D array, reading O(log n) elements."""

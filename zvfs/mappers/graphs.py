@@ -37,8 +37,8 @@ class EdgeItems(ItemSource):
     def _edge_attributes(self) -> list[AttributeInfo]:
         return [AttributeInfo(name, v.dtype, v.shape[1] if v.ndim > 1 else 1) for name, v in self._edge_values.items()]
 
-    def item_vertices(self) -> np.ndarray:
-        return np.full(len(self.item_ids), 2, np.int64)
+    def item_vertices(self, rows: slice | np.ndarray) -> np.ndarray:
+        return np.full(len(range(self.n_items)[rows]) if isinstance(rows, slice) else len(rows), 2, np.int64)
 
     def items_of(self, object_rows: np.ndarray) -> np.ndarray:
         objects = self.ctx.objects(0).objects
@@ -46,7 +46,7 @@ class EdgeItems(ItemSource):
 
     def batch(self, items: np.ndarray) -> enc.Annotations:
         index = self.ctx.index
-        cells, rows = index.whole("L0/links/record_cell")[items], index.whole("L0/links/record_row")[items]
+        cells, rows = index.take("L0/links/record_cell", items), index.take("L0/links/record_row", items)
         where = index.level(0).cells
         ends = [[self.level.cell(tuple(where[c].tolist())).positions[r] for c, r in zip(cs, rs, strict=True)]
                 for cs, rs in zip(cells.tolist(), rows.tolist(), strict=True)]  # fmt: skip
@@ -54,7 +54,6 @@ class EdgeItems(ItemSource):
         geometry = geometry.reshape(len(items), -1)
         props = {c.prop.id: c.values({k: v[items] for k, v in self._edge_values.items()}) for c in self.edge_columns}
         if self.object_cols:
-            owner = self.item_objects[items]
-            oids = self.ctx.objects(0).ids[np.maximum(owner, 0)]
+            oids = self.ctx.objects(0).ids_at(np.maximum(self.item_objects(items), 0))
             props.update(self.object_properties(self.object_cols, oids))
-        return enc.Annotations(geometry, props, self.item_ids[items])
+        return enc.Annotations(geometry, props, self.item_ids(items))

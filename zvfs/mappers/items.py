@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
-from functools import cached_property
 
 import numpy as np
 
@@ -30,29 +29,33 @@ class ItemSource(SpatialSource):
     """An :class:`~zvfs.mappers.annotation_layer.AnnotationSource` over the index's item table.
 
     Subclasses give a batch of items as annotations (:meth:`batch`) and the items of some objects
-    (:meth:`items_of`).
+    (:meth:`items_of`). Per-item columns are read for the rows a request needs (from the index's
+    arrays in the memory budget, or from disk when large), never held here.
     """
 
     def __init__(self, ctx: Context, only_level: int | None = None) -> None:
         super().__init__(ctx, only_level)
         self.view = f"pin{self.shown[0]}" if self.pinned else "all"
 
-    def _array(self, name: str) -> np.ndarray:
+    def _whole(self, name: str) -> np.ndarray:
+        """A per-item column whole (for work over every item)."""
         return self.ctx.index.whole(f"items/{name}")
 
-    @cached_property
-    def item_ids(self) -> np.ndarray:
-        """Annotation id of each item (sorted, never 0)."""
-        return self._array("ids")
+    @property
+    def n_items(self) -> int:
+        return len(self.ctx.index.array("items/ids"))
 
-    @cached_property
-    def item_objects(self) -> np.ndarray:
-        """Row of each item's object in the level-0 object table (-1: none)."""
-        return self._array("object")
+    def item_ids(self, rows: slice | np.ndarray) -> np.ndarray:
+        """Annotation ids of item rows (sorted by row, never 0)."""
+        return self.ctx.index.take("items/ids", rows)
+
+    def item_objects(self, rows: slice | np.ndarray) -> np.ndarray:
+        """Rows of items' objects in the level-0 object table (-1: none)."""
+        return self.ctx.index.take("items/object", rows)
 
     @abstractmethod
-    def item_vertices(self) -> np.ndarray:
-        """Vertices of each item (-1: unknown, a damaged chunk)."""
+    def item_vertices(self, rows: slice | np.ndarray) -> np.ndarray:
+        """Vertices of item rows (-1: unknown, a damaged chunk)."""
 
     @abstractmethod
     def batch(self, items: np.ndarray) -> enc.Annotations:
@@ -68,85 +71,90 @@ class ItemSource(SpatialSource):
         rels = []
         if self.segments is not None and not self.pinned:
             rels.append(OBJECT)
-            if with_groups and "groups/offsets" in self.ctx.index and len(self.ctx.index.whole("groups/offsets")) > 1:
+            if with_groups and "groups/offsets" in self.ctx.index and len(self.ctx.index.array("groups/offsets")) > 1:
                 rels.append(GROUP)
         self.schema = enc.AnnotationSchema(annotation_type, len(self.store.axes), tuple(props), tuple(rels))
         self.schema.check()
 
     # -- spatial lists
-    def _members(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        p = f"{self.view}/L{k}"
-        return self._array(f"{p}/chunks"), self._array(f"{p}/offsets"), self._array(f"{p}/items")
-
     def make_chunk_table(self, k: int) -> ChunkTable:
-        chunks, offsets, items = self._members(k)
+        chunks, offsets, items = (self._whole(f"{self.view}/L{k}/{x}") for x in ("chunks", "offsets", "items"))
         counts = np.diff(offsets)
         vertices = np.zeros(len(counts), np.int64)
         if self.schema.polyline and len(items):
-            per_item = self.item_vertices()[items]
+            per_item = self.item_vertices(items)
             vertices = np.add.reduceat(per_item, offsets[:-1]) if len(counts) else vertices
             unknown = np.add.reduceat((per_item < 0).astype(np.int64), offsets[:-1]) > 0
             counts = np.where(unknown, -1, counts)
         return ChunkTable(chunks, counts, vertices)
 
     def chunk(self, k: int, row: int) -> enc.Annotations:
-        _, offsets, items = self._members(k)
+        p = f"items/{self.view}/L{k}"
         given = int(self.chunk_table(k).order[row])
-        return self.batch(items[offsets[given] : offsets[given + 1]])
+        offsets = self.ctx.index.take(f"{p}/offsets", slice(given, given + 2))
+        return self.batch(self.ctx.index.span(f"{p}/items", slice(int(offsets[0]), int(offsets[1]))))
 
     def _vertices(self, rows: np.ndarray) -> int:
         if not self.schema.polyline:
             return 0
-        per_item = self.item_vertices()[rows]
+        per_item = self.item_vertices(rows)
         if (per_item < 0).any():
             raise StoreError(f"{self.store.path}: an item lies partly in a chunk that cannot be read (damaged?)")
         return int(per_item.sum())
 
     # -- by id
-    @cached_property
-    def _shown(self) -> np.ndarray:
-        """Whether each item is drawn in this source (all, unless it is a pinned level)."""
-        return self._array("level") >= self.shown[0] if self.pinned else np.ones(len(self.item_ids), bool)
+    def _shown_rows(self) -> np.ndarray:
+        """The item rows drawn in this source (all, unless it is a pinned level)."""
+        return np.flatnonzero(self._whole("level") >= self.shown[0]) if self.pinned else np.arange(self.n_items)
 
     def ids(self) -> Iterable[int]:
-        return (int(i) for i in self.item_ids[self._shown])
+        return (int(i) for i in self.item_ids(self._shown_rows()))
 
     def id_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = np.flatnonzero(self._shown)
-        vertices = self.item_vertices()[rows] if self.schema.polyline else np.zeros(len(rows), np.int64)
-        return self.item_ids[rows].astype(np.uint64), self._related_counts(rows), vertices
+        rows = self._shown_rows()
+        vertices = self.item_vertices(rows) if self.schema.polyline else np.zeros(len(rows), np.int64)
+        return self.item_ids(rows).astype(np.uint64), self._related_counts(rows), vertices
 
     def _row(self, aid: int) -> int | None:
-        k = int(np.searchsorted(self.item_ids, aid))
-        return k if k < len(self.item_ids) and self.item_ids[k] == aid and self._shown[k] else None
+        k = int(self.ctx.index.find("items/ids", np.asarray([aid]))[0])
+        if k >= self.n_items or int(self.item_ids(slice(k, k + 1))[0]) != aid:
+            return None
+        shown = not self.pinned or int(self.ctx.index.take("items/level", slice(k, k + 1))[0]) >= self.shown[0]
+        return k if shown else None
 
-    def _groups_of(self) -> tuple[np.ndarray, np.ndarray]:
-        """(CSR offsets by object row, group indices): the groups holding each object."""
-        return self.ctx.index.whole("groups/of_offsets"), self.ctx.index.whole("groups/of")
+    def _groups_of(self, objects: np.ndarray) -> list[np.ndarray]:
+        """The groups holding each object row."""
+        offsets, groups = (self.ctx.index.array(f"groups/{x}") for x in ("of_offsets", "of"))
+        return [np.asarray(groups[int(offsets[o]) : int(offsets[o + 1])]) for o in objects.tolist()]
 
     def _related_counts(self, rows: np.ndarray) -> np.ndarray:
         """How many related ids each item has, per relationship (n, relationships)."""
-        obj = self.item_objects[rows]
-        columns = [
-            (obj >= 0).astype(np.int64) if rel == OBJECT else np.where(obj >= 0, np.diff(self._groups_of()[0])[obj], 0)
-            for rel in self.schema.relationships
-        ]
+        obj = self.item_objects(rows)
+        owned = np.maximum(obj, 0)
+        columns = []
+        for rel in self.schema.relationships:
+            if rel == OBJECT:
+                columns.append((obj >= 0).astype(np.int64))
+            else:
+                offsets = "groups/of_offsets"
+                held = self.ctx.index.take(offsets, owned + 1) - self.ctx.index.take(offsets, owned)
+                columns.append(np.where(obj >= 0, held, 0))
         return np.stack(columns, 1) if columns else np.zeros((len(rows), 0), np.int64)
 
     def _related_lists(self, rows: np.ndarray) -> list[list[np.ndarray]]:
         """The related ids of each item, per relationship."""
-        obj = self.item_objects[rows].tolist()
+        obj = self.item_objects(rows).tolist()
         none = np.zeros(0, np.uint64)
         columns = []
         for rel in self.schema.relationships:
             if rel == OBJECT:
                 assert self.segments is not None
-                owners = self.ctx.objects(0).ids[[max(o, 0) for o in obj]] if obj else np.zeros(0, np.int64)
+                owners = self.ctx.objects(0).ids_at(np.maximum(np.asarray(obj, np.int64), 0))
                 segments = self.segments.of(owners)
                 columns.append([segments[i : i + 1] if o >= 0 else none for i, o in enumerate(obj)])
             else:
-                offsets, groups = self._groups_of()
-                members = [(groups[offsets[o] : offsets[o + 1]] + 1).astype(np.uint64) for o in obj]
+                held = self._groups_of(np.maximum(np.asarray(obj, np.int64), 0))
+                members = [(g + 1).astype(np.uint64) for g in held]
                 columns.append([m if o >= 0 else none for m, o in zip(members, obj, strict=True)])
         return [list(r) for r in zip(*columns, strict=True)] if columns else [[] for _ in obj]
 
@@ -161,7 +169,7 @@ class ItemSource(SpatialSource):
         return self.annotation_batch(np.asarray([aid], np.uint64))
 
     def annotation_batch(self, aids: np.ndarray) -> enc.Annotations:
-        rows = np.searchsorted(self.item_ids, np.asarray(aids, self.item_ids.dtype))
+        rows = self.ctx.index.find("items/ids", np.asarray(aids).astype(np.int64))
         ann = self.batch(rows)
         ann.related = self._related_lists(rows)
         return ann
@@ -170,10 +178,11 @@ class ItemSource(SpatialSource):
     def related_ids(self, relationship: str) -> Iterable[int]:
         if relationship == OBJECT:
             assert self.segments is not None
-            owned = np.unique(self.item_objects[self.item_objects >= 0])
+            objects = self._whole("object")
+            owned = np.unique(objects[objects >= 0])
             return (int(s) for s in np.sort(self.segments.of(self.ctx.objects(0).ids[owned])))
         offsets = self.ctx.index.whole("groups/offsets")
-        return (g + 1 for g in range(len(offsets) - 1) if offsets[g + 1] > offsets[g])
+        return (int(g) + 1 for g in np.flatnonzero(np.diff(offsets) > 0))
 
     def _related_rows(self, relationship: str, related: int) -> np.ndarray | None:
         if relationship == OBJECT:
@@ -182,9 +191,10 @@ class ItemSource(SpatialSource):
             row = None if oid is None else self.ctx.objects(0).row_of(oid)
             rows = self.items_of(np.asarray([row])) if row is not None else np.zeros(0, np.int64)
         else:
-            offsets, members = self.ctx.index.whole("groups/offsets"), self.ctx.index.whole("groups/members")
+            offsets, members = (self.ctx.index.array(f"groups/{x}") for x in ("offsets", "members"))
             g = related - 1
-            rows = self.items_of(members[offsets[g] : offsets[g + 1]]) if 0 <= g < len(offsets) - 1 else np.zeros(0)
+            held = members[int(offsets[g]) : int(offsets[g + 1])] if 0 <= g < len(offsets) - 1 else np.zeros(0)
+            rows = self.items_of(np.asarray(held))
         return np.sort(np.asarray(rows, np.int64)) if len(rows) else None
 
     def related_extent(self, relationship: str, related: int) -> tuple[int, int] | None:
@@ -195,14 +205,15 @@ class ItemSource(SpatialSource):
         return self.related_groups(relationship, np.asarray([related], np.uint64))[0]
 
     def related_table(self, relationship: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        owned = self.item_objects >= 0
-        n_objects = len(self.ctx.objects(0).ids)
-        items = np.bincount(self.item_objects[owned], minlength=n_objects)
+        objects = self._whole("object")
+        owned = objects >= 0
+        n_objects = len(self.ctx.objects(0).objects)
+        items = np.bincount(objects[owned], minlength=n_objects)
         vertices = np.zeros(n_objects, np.int64)
         if self.schema.polyline:
-            per_item = self.item_vertices()[owned]
-            unknown = np.bincount(self.item_objects[owned], per_item < 0, n_objects) > 0
-            summed = np.bincount(self.item_objects[owned], per_item, n_objects)
+            per_item = self.item_vertices(np.flatnonzero(owned))
+            unknown = np.bincount(objects[owned], per_item < 0, n_objects) > 0
+            summed = np.bincount(objects[owned], per_item, n_objects)
             vertices = np.where(unknown, -1, summed).astype(np.int64)
         if relationship == OBJECT:
             assert self.segments is not None

@@ -34,14 +34,14 @@ class ObjectItems(ItemSource):
         self.object_cols = self.object_columns(taken)
         self.make_schema(annotation_type, [c.prop for c in self.vertex_columns + self.object_cols], with_groups=True)
 
-    def item_vertices(self) -> np.ndarray:
-        return self.objects.objects.sizes()
+    def item_vertices(self, rows: slice | np.ndarray) -> np.ndarray:
+        return self.objects.objects.sizes_at(rows)
 
     def items_of(self, object_rows: np.ndarray) -> np.ndarray:
         return np.asarray(object_rows, np.int64)
 
     def batch(self, items: np.ndarray) -> enc.Annotations:
-        oids = self.objects.ids[items]
+        oids = self.objects.ids_at(items)
         geoms = self.objects.geometries(oids.tolist())
         props = self.object_properties(self.object_cols, oids)
         space = self.ctx.space.frame
@@ -60,9 +60,9 @@ class ObjectItems(ItemSource):
                 if geoms
                 else np.zeros((0, 2 * self.schema.rank))
             )
-            return enc.Annotations(geometry, props, self.item_ids[items])
+            return enc.Annotations(geometry, props, self.item_ids(items))
         counts = np.asarray([len(g.positions) for g in geoms], np.int64)
         geometry = (
             space.points(np.concatenate([g.positions for g in geoms])) if geoms else np.zeros((0, self.schema.rank))
         )
-        return enc.Annotations(geometry, props, self.item_ids[items], counts)
+        return enc.Annotations(geometry, props, self.item_ids(items), counts)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from functools import cached_property
 
 import numpy as np
 
+from ..cache import Memo
 from ..encoders import EXTENSION
 from ..encoders import annotations as enc
 from ..errors import StoreError
@@ -39,7 +39,7 @@ class SpatialSource(ABC):
         self.shown = list(range(self.pyramid.depth)) if only_level is None else [only_level]
         self.pinned = only_level is not None
         self.segments = ctx.segments if self.level.has_objects else None
-        self._chunk_tables: dict[int, ChunkTable] = {}
+        self._chunk_tables: Memo[ChunkTable] = ctx.store.budget.memo(ChunkTable.nbytes)
 
     # -- what a geometry type provides
     @abstractmethod
@@ -52,23 +52,17 @@ class SpatialSource(ABC):
         """The annotations of row ``row`` of :meth:`chunk_table`, in drawing (hash) order."""
 
     def chunk_table(self, k: int) -> ChunkTable:
-        if k not in self._chunk_tables:
-            self._chunk_tables[k] = self.make_chunk_table(k)
-        return self._chunk_tables[k]
+        return self._chunk_tables.get(k, lambda: self.make_chunk_table(k))
 
     # -- object attributes as properties
     def object_columns(self, taken: set[str]) -> list[Column]:
         """Properties from the object attributes (all but segment ids)."""
         return [] if self.segments is None else columns(self.segments.property_attributes(), "object", taken)
 
-    @cached_property
-    def object_values(self) -> dict[str, np.ndarray]:
-        return {a.name: self.level.object_attribute(a.name) for a in self.level.object_attributes}
-
     def object_properties(self, cols: list[Column], oids: np.ndarray) -> dict[str, np.ndarray]:
         """Property columns of objects ``oids`` (object ids of the level)."""
-        rows = np.searchsorted(self.ctx.objects(0).ids, oids)
-        per_object = {name: values[rows] for name, values in self.object_values.items()}
+        rows = self.ctx.objects(0).rows_of(oids)
+        per_object = {a.name: self.level.object_attribute(a.name)[rows] for a in self.level.object_attributes}
         return {c.prop.id: c.values(per_object) for c in cols}
 
     # -- AnnotationSource
