@@ -3,7 +3,8 @@
 A daemon keeps many kinds of things for reuse (encoded files, decoded store chunks, index arrays,
 meshes, whole opened stores); each kind is a :class:`Memo`, and all the memos of a process draw
 from one :class:`Budget` of bytes with one least-recently-used order, so ``--cache-size`` bounds
-them together, whichever kind a session happens to need most.
+them together, whichever kind a session happens to need most. What they evict is reported to
+:func:`zvfs.memory.released`, so a tuned daemon gives it back to the system.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 import cachetools
+
+from . import memory
 
 V = TypeVar("V")
 
@@ -41,8 +44,10 @@ class Budget:
         """A new kind of cached value, sized by ``sizeof`` (bytes)."""
         return Memo(self, sizeof)
 
-    def _get(self, key: Hashable, compute: Callable[[], V], sizeof: Callable[[V], int]) -> tuple[V, bool]:
-        """(value, computed now) for ``key``."""
+    def _get(
+        self, key: Hashable, compute: Callable[[], V], sizeof: Callable[[V], int], expected: int
+    ) -> tuple[V, bool]:
+        """(value, computed now) for ``key``; room for ``expected`` bytes is made before computing."""
         with self._lock:
             if key in self._cache:
                 return self._cache[key][0], False
@@ -52,16 +57,32 @@ class Budget:
                 if key in self._cache:
                     return self._cache[key][0], False
             try:
+                memory.released(self._make_room(expected))
                 value = compute()
                 size = sizeof(value) + ENTRY_BYTES
+                evicted = 0
                 with self._lock:
                     if size <= self.nbytes:
+                        before = self._cache.currsize
                         self._cache[key] = (value, size)
+                        evicted = int(before + size - self._cache.currsize)
+                memory.released(evicted)
                 return value, True
             finally:
                 with self._lock:
                     if self._inflight.get(key) is gate:
                         del self._inflight[key]
+
+    def _make_room(self, nbytes: int) -> int:
+        """Evict least recently used entries until a value of ``nbytes`` about to be computed fits,
+        so that the process never holds both it and a full budget; the bytes evicted."""
+        if not 0 < nbytes + ENTRY_BYTES <= self.nbytes:
+            return 0  # unknown, or too large to be kept at all
+        with self._lock:
+            before = self._cache.currsize
+            while self._cache.currsize + nbytes + ENTRY_BYTES > self.nbytes:
+                self._cache.popitem()
+            return int(before - self._cache.currsize)
 
     def _peek(self, key: Hashable) -> object | None:
         with self._lock:
@@ -70,7 +91,8 @@ class Budget:
 
     def _drop(self, key: Hashable) -> None:
         with self._lock:
-            self._cache.pop(key, None)
+            entry = self._cache.pop(key, None)
+        memory.released(0 if entry is None else entry[1])
 
 
 class Memo(Generic[V]):
@@ -83,9 +105,10 @@ class Memo(Generic[V]):
         self._id = next(_ids)
         self.misses = 0
 
-    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
-        """The cached value for ``key``, computing it with ``compute()`` on a miss."""
-        value, computed = self._budget._get((self._id, key), compute, self._sizeof)
+    def get(self, key: Hashable, compute: Callable[[], V], expected: int = 0) -> V:
+        """The cached value for ``key``, computing it with ``compute()`` on a miss; ``expected``: its
+        size in bytes when known beforehand (room is made first)."""
+        value, computed = self._budget._get((self._id, key), compute, self._sizeof, expected)
         if computed:
             self.misses += 1
         return value

@@ -10,6 +10,7 @@ import sys
 from functools import partial
 from typing import TYPE_CHECKING
 
+from . import memory
 from .errors import StoreError, UsageError
 from .tree import DEFAULT_CACHE_BYTES, ReadFailed, Tree
 
@@ -134,7 +135,8 @@ def _mount(args: argparse.Namespace) -> int:
     from .frontends import fuse
 
     opener = partial(api.open_tree, args.store, cache_bytes=args.cache_size, directories=False, **_options(args))
-    if args.foreground:
+    if args.foreground:  # the daemon
+        memory.tune()
         return fuse.mount_foreground(opener, args.mountpoint, parse_fuse_options(args.options))
     mounted = fuse.mount(opener, args.mountpoint, daemon_argv=args.argv, log_file=args.log_file)
     print(f"zvfs: {mounted}", file=sys.stderr)
@@ -152,6 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .frontends import http
     from .images import parse_images, with_images
 
+    memory.tune()
     tree = with_images(
         api.open_tree(args.source, cache_bytes=args.cache_size, **_options(args)), parse_images(args.image)
     )
@@ -235,6 +238,7 @@ def _view(args: argparse.Namespace) -> int:
     from .tree import MultiTree
 
     view.client_dir()  # fail before opening stores when the client is not installed
+    memory.tune()
     images = parse_images(args.image)
     trees: dict[str, Tree] = {}
     for name, path in link.unique_names(args.sources, taken=[IMAGES_DIR]).items():

@@ -180,7 +180,7 @@ class VirtualTree:
         key = posixpath.normpath("/" + path)
         produce = node.data
         assert produce is not None
-        data = self._bytes.get(key, lambda: self._guard(path, produce))
+        data = self._bytes.get(key, lambda: self._guard(path, produce), expected=self._sizes.peek(key) or 0)
         size = self._sizes.get(key, lambda: len(data))
         if size != len(data):
             raise ReadFailed(f"{self.label}: {key}: size {size} announced but {len(data)} bytes produced")

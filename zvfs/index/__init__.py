@@ -119,9 +119,10 @@ class StoreIndex:
 
     def array(self, name: str) -> np.ndarray | DiskArray:
         """An array of the index: in memory when small (kept in the budget), else read by slices."""
-        if self.files.arrays[name].nbytes > LOAD_BYTES:
+        nbytes = self.files.arrays[name].nbytes
+        if nbytes > LOAD_BYTES:
             return self.files.disk(name)
-        return self._arrays.get(name, lambda: self.files.load(name))
+        return self._arrays.get(name, lambda: self.files.load(name), expected=nbytes)
 
     def span(self, name: str, rows: slice) -> np.ndarray:
         """Rows of an array read from disk alone, whatever its size: what one request needs of a
