@@ -468,7 +468,8 @@ def item_levels(
 
 def build_items(store: ZVFStore, pyramid, files, out: Writer) -> None:
     """``items/*``: the table of items (lines and polylines: level-0 objects; graphs: link records),
-    their ids, objects and drawn levels, their cells, and per view each level's chunk lists."""
+    their ids, objects and drawn levels, their cells, and per view each level's chunk lists with
+    their vertex totals."""
     cells = files.load("L0/cells")
     if store.kind == "graph":
         record_cell = files.load("L0/links/record_cell").astype(np.int64)
@@ -500,12 +501,24 @@ def build_items(store: ZVFStore, pyramid, files, out: Writer) -> None:
     views = {"all": [(k, np.flatnonzero(drawn == k)) for k in range(pyramid.depth)]}
     if pyramid.depth > 1:
         views.update({f"pin{n}": [(n, np.flatnonzero(drawn >= n))] for n in range(pyramid.depth)})
+    sizes = np.full(len(ids), 2, np.int64) if store.kind == "graph" else files.load("L0/objects/sizes")
     for view, levels in views.items():
         for k, items in levels:
             chunks, chunk_offsets, members = chunk_lists(offsets, cell_index, items, ids, cells, pyramid.ratios[k])
             out.put(f"items/{view}/L{k}/chunks", chunks)
             out.put(f"items/{view}/L{k}/offsets", chunk_offsets)
             out.put(f"items/{view}/L{k}/items", members)
+            out.put(f"items/{view}/L{k}/vertices", chunk_vertices(sizes[members], chunk_offsets))
+
+
+def chunk_vertices(per_item: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Vertices of each chunk's items (CSR ``offsets``; -1: one of them unknown, a damaged chunk):
+    kept in the index so that a level's chunk table needs no pass over its item lists."""
+    if not len(per_item):
+        return np.zeros(len(offsets) - 1, np.int64)
+    starts = offsets[:-1]  # chunks are listed because they hold items: no empty run
+    unknown = np.add.reduceat((per_item < 0).astype(np.int64), starts) > 0
+    return np.where(unknown, -1, np.add.reduceat(per_item.astype(np.int64), starts))
 
 
 def build_groups(store: ZVFStore, files, out: Writer) -> None:

@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: items/<view>/L<k>/vertices
 MANIFEST = "index.json"
 VERIFIED = "verified.json"
 CRC_BLOCK = 8 * 2**20

@@ -78,15 +78,12 @@ class ItemSource(SpatialSource):
 
     # -- spatial lists
     def make_chunk_table(self, k: int) -> ChunkTable:
-        chunks, offsets, items = (self._whole(f"{self.view}/L{k}/{x}") for x in ("chunks", "offsets", "items"))
-        counts = np.diff(offsets)
-        vertices = np.zeros(len(counts), np.int64)
-        if self.schema.polyline and len(items):
-            per_item = self.item_vertices(items)
-            vertices = np.add.reduceat(per_item, offsets[:-1]) if len(counts) else vertices
-            unknown = np.add.reduceat((per_item < 0).astype(np.int64), offsets[:-1]) > 0
-            counts = np.where(unknown, -1, counts)
-        return ChunkTable(chunks, counts, vertices)
+        p = f"{self.view}/L{k}"
+        chunks, counts = self._whole(f"{p}/chunks"), np.diff(self._whole(f"{p}/offsets"))
+        if not self.schema.polyline:
+            return ChunkTable(chunks, counts)
+        vertices = self._whole(f"{p}/vertices")
+        return ChunkTable(chunks, np.where(vertices < 0, -1, counts), vertices)
 
     def chunk(self, k: int, row: int) -> enc.Annotations:
         p = f"items/{self.view}/L{k}"
