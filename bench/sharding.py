@@ -8,8 +8,17 @@
    and its first relationship entry: unsharded ``stat`` + read of the file; sharded ``stat`` of the
    shard, its 16-byte shard index entry, the minishard index, then the chunk (three reads, as
    Neuroglancer's ``sharded.ts`` does). Then the same for ``--repeat`` more random keys (median).
+3. **replayed session**: ``bench/bench.py``'s annotation session (``info``, every coarsest cell, the
+   finer cells of a zoomed region, hovers by id and by relationship), made from the unsharded
+   export, replayed against nginx on each export, page cache dropped first when root. On the
+   sharded export each key becomes the client's ranged reads (shard index entry, minishard index,
+   chunk), each distinct range fetched once, as the client caches minishard indexes; every key
+   must give the unsharded file's bytes (or be absent in both).
 
-    python bench/sharding.py [STORE] [--points 200000] [--work /tmp/zvfs-bench/sharding]
+    python bench/sharding.py [STORE] [--points 200000] [--work /tmp/zvfs-bench/sharding] [--modes on]
+
+``--modes on`` writes only the sharded export (a store too large to export unsharded; no probes or
+replay, which compare both).
 
 Without ``STORE`` it builds a point cloud of ``--points`` points with 50 objects (tests/support's
 ``build_points``). The index is built first (``zvfs index``, untimed) into ``WORK/index``.
@@ -69,15 +78,22 @@ def export(store: Path, out: Path, mode: str, index_dir: Path) -> dict:
 # -- first requests (run in a fresh process per mode: --probe) -----------------------------------
 
 
+def shard_path(directory: str, spec, key: int) -> str:
+    """The shard file holding chunk ``key`` of a sharded ``directory``."""
+    from zvfs.encoders.sharded import locate, shard_name
+
+    return f"{directory}/{shard_name(spec, int(locate(spec, [key])[0][0]))}"
+
+
 def client_read(tree, directory: str, key: int, spec: dict | None, plain_name: str) -> int:
     """The bytes of one chunk read as the client reads it; returns its length."""
-    from zvfs.encoders.sharded import ShardingSpec, fetch_chunk, locate, shard_name
+    from zvfs.encoders.sharded import ShardingSpec, fetch_chunk
 
     if spec is None:
         path = f"{directory}/{plain_name}"
         return len(tree.read(path, 0, tree.stat(path).size))
     sharding = ShardingSpec.from_json(spec)
-    path = f"{directory}/{shard_name(sharding, int(locate(sharding, [key])[0][0]))}"
+    path = shard_path(directory, sharding, key)
     tree.stat(path)
     data = fetch_chunk(sharding, partial(tree.read, path), key)
     assert data is not None, (path, key)
@@ -128,12 +144,124 @@ def probe(store: str, mode: str, index_dir: str, repeat: int) -> dict:
     return out
 
 
+# -- a replayed session against nginx on each export -------------------------------------------
+
+
+class RangeReads:
+    """The client's ranged reads of shard files over one keep-alive connection; a range read once
+    is not read again (the client caches minishard indexes, and chunks)."""
+
+    def __init__(self, port: int) -> None:
+        import bench
+
+        self.bench = bench
+        self.client = bench.Client(port)
+        self.seen: dict[tuple[str, int, int], bytes] = {}
+        self.requests = self.nbytes = 0
+
+    def reader(self, path: str):
+        def read(offset: int, size: int) -> bytes:
+            if size == 0:
+                return b""
+            if (path, offset, size) not in self.seen:
+                status, body, _ = self.client.get(self.bench.Request("shard", path, (offset, offset + size - 1)))
+                self.requests += 1
+                self.nbytes += len(body)
+                assert status in (206, 404), (path, offset, size, status)
+                self.seen[path, offset, size] = body if status == 206 else bytes(size)  # no shard: no chunk
+            return self.seen[path, offset, size]
+
+        return read
+
+
+def sharded_key(info: dict, path: str) -> tuple[dict, int] | None:
+    """(sharding spec, chunk id) of a request of the unsharded tree, or None for a plain file."""
+    from zvfs.encoders.sharded import compressed_morton_code
+
+    _, directory, name = path.split("/")
+    if directory == "by_id":
+        return info["by_id"]["sharding"], int(name)
+    for level in info["spatial"]:
+        if level["key"] == directory:
+            cell = [int(c) for c in name.split("_")]
+            return level["sharding"], int(compressed_morton_code([cell], level["grid_shape"])[0])
+    rel = next(r for r in info["relationships"] if r["key"] == directory)
+    return rel["sharding"], int(name)
+
+
+def replay(exports: dict[str, Path], work: Path) -> dict:
+    """The session against nginx on the unsharded and the sharded export: per mode its seconds per
+    session request, HTTP requests and bytes; checks both give the same bytes per key."""
+    import bench
+    from zvfs.encoders.sharded import ShardingSpec, fetch_chunk
+
+    reqs = bench.annotation_session(exports["off"], "annotations", random.Random(bench.SEED))
+    out: dict = {"categories": [r.category for r in reqs]}
+    plain: list[bytes | None] = []
+    drop_caches()
+    with bench.nginx(exports["off"], work) as port:
+        client = bench.Client(port)
+        seconds = []
+        t0 = time.perf_counter()
+        for r in reqs:
+            status, body, dt = client.get(r)
+            assert status in (200, 404), (r.path, status)
+            plain.append(body if status == 200 else None)
+            seconds.append(dt)
+        out["off"] = {"total": time.perf_counter() - t0, "seconds": seconds, "requests": len(reqs)}
+        out["off"]["bytes"] = sum(len(b) for b in plain if b is not None)
+        client.close()
+    info = json.loads((exports["on"] / "annotations" / "info").read_text())
+    drop_caches()
+    with bench.nginx(exports["on"], work) as port:
+        reads = RangeReads(port)
+        seconds = []
+        t0 = time.perf_counter()
+        for r, expected in zip(reqs, plain, strict=True):
+            t = time.perf_counter()
+            key = None if r.category == "info" else sharded_key(info, r.path)
+            if key is None:
+                status, body, _ = reads.client.get(r)
+                reads.requests += 1
+                reads.nbytes += len(body)
+                got: bytes | None = body if status == 200 else None
+            else:
+                spec = ShardingSpec.from_json(key[0])
+                shard = shard_path(r.path.rsplit("/", 1)[0], spec, key[1])
+                got = fetch_chunk(spec, reads.reader(shard), key[1])
+            seconds.append(time.perf_counter() - t)
+            same = key is None or got == expected  # the info files differ by their sharding specs
+            assert same, f"{r.path}: the sharded export gives other bytes than the unsharded one"
+        out["on"] = {"total": time.perf_counter() - t0, "seconds": seconds, "requests": reads.requests}
+        out["on"]["bytes"] = reads.nbytes
+        reads.client.close()
+    return out
+
+
+def report_replay(res: dict) -> None:
+    off, on = res["off"], res["on"]
+
+    def row(label: str, a: float, b: float, fmt: str) -> None:
+        print(f"{label:<24} {a:>9{fmt}} {b:>9{fmt}} {ratio(b, a):>9}")
+
+    print(f"\nreplayed session against nginx ({len(res['categories'])} session requests; ms)")
+    print(f"{'':<24} {'off':>9} {'on':>9} {'on / off':>9}")
+    row("HTTP requests", off["requests"], on["requests"], "d")
+    row("MB transferred", off["bytes"] / 1e6, on["bytes"] / 1e6, ".2f")
+    row("whole session", off["total"] * 1e3, on["total"] * 1e3, ".0f")
+    for cat in dict.fromkeys(res["categories"]):
+        idx = [i for i, c in enumerate(res["categories"]) if c == cat]
+        a, b = (statistics.median([m["seconds"][i] for i in idx]) for m in (off, on))
+        row(f"{cat} ({len(idx)}) median", a * 1e3, b * 1e3, ".2f")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("store", nargs="?", help="a point-cloud store (default: build one of --points points)")
     ap.add_argument("--points", type=int, default=200_000)
     ap.add_argument("--work", type=Path, default=Path("/tmp/zvfs-bench/sharding"))
     ap.add_argument("--repeat", type=int, default=20, help="more keys read after the first (median)")
+    ap.add_argument("--modes", choices=("both", "on"), default="both", help="on: only the sharded export")
     ap.add_argument("--probe", choices=MODES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     index_dir = args.work / "index"
@@ -148,10 +276,13 @@ def main() -> None:
         build_points(store, PointSpec(n=args.points, objects=50, seed=1))
     subprocess.run([*ZVFS, "index", "--no-progress", "--index-dir", str(index_dir), str(store)], check=True)
     print(f"store {store}")
-    exports = {m: export(store, args.work / f"export-{m}", m, index_dir) for m in MODES}
+    modes = MODES if args.modes == "both" else ("on",)
+    exports = {m: export(store, args.work / f"export-{m}", m, index_dir) for m in modes}
     print(f"\nexport      {'files':>10} {'MB':>10} {'seconds':>10}")
     for m, r in exports.items():
         print(f"{m:<11} {r['files']:>10} {r['bytes'] / 1e6:>10.1f} {r['seconds']:>10.2f}")
+    if args.modes == "on":
+        return
     on, off = exports["on"], exports["off"]
     print(f"{'on / off':<11} {ratio(on['files'], off['files']):>10} {ratio(on['bytes'], off['bytes']):>10} "
           f"{ratio(on['seconds'], off['seconds']):>10}")  # fmt: skip
@@ -169,6 +300,7 @@ def main() -> None:
             if what in probes["off"]:
                 a, b = probes["off"][what][stat], probes["on"][what][stat]
                 print(f"{what + ' ' + stat:<24} {a * 1e3:>9.1f} {b * 1e3:>9.1f} {ratio(b, a):>9}")
+    report_replay(replay({m: args.work / f"export-{m}" for m in MODES}, args.work))
 
 
 if __name__ == "__main__":
