@@ -25,12 +25,20 @@ def test_room_is_made_before_a_value_of_known_size_is_computed() -> None:
     assert memo.peek("a") is None and memo.peek("b") is None and memo.peek("d") == b"x" * 100
 
 
-def test_a_value_larger_than_the_budget_evicts_nothing() -> None:
-    budget = Budget(1000)
+def test_a_value_of_unknown_size_or_larger_than_the_budget_evicts_nothing_first() -> None:
+    budget = Budget(2 * (100 + ENTRY_BYTES))
     memo = budget.memo(len)
     memo.get("a", lambda: b"x" * 100)
-    assert memo.get("big", lambda: b"y" * 5000, expected=5000) == b"y" * 5000
+    memo.get("b", lambda: b"x" * 100)
+
+    def compute(n: int) -> bytes:
+        assert budget.used == budget.nbytes, "nothing evicted before computing"
+        return b"y" * n
+
+    assert memo.get("big", lambda: compute(5000), expected=5000) == b"y" * 5000
     assert memo.peek("a") == b"x" * 100 and memo.peek("big") is None
+    memo.get("c", lambda: compute(100))
+    assert memo.peek("a") is None and memo.peek("b") == b"x" * 100 and memo.peek("c") == b"y" * 100
 
 
 def test_evicted_bytes_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,7 +76,7 @@ class Budget:
     def _make_room(self, nbytes: int) -> int:
         """Evict least recently used entries until a value of ``nbytes`` about to be computed fits,
         so that the process never holds both it and a full budget; the bytes evicted."""
-        if not 0 < nbytes + ENTRY_BYTES <= self.nbytes:
+        if nbytes <= 0 or nbytes + ENTRY_BYTES > self.nbytes:
             return 0  # unknown, or too large to be kept at all
         with self._lock:
             before = self._cache.currsize
@@ -85,8 +85,8 @@ class Budget:
             return int(before - self._cache.currsize)
 
     def _peek(self, key: Hashable) -> object | None:
-        with self._lock:
-            entry = self._cache.get(key)
+        with self._lock:  # the base class's lookup: LRUCache's own (and .get) would mark it used
+            entry = cachetools.Cache.__getitem__(self._cache, key) if key in self._cache else None
         return None if entry is None else entry[0]
 
     def _drop(self, key: Hashable) -> None:
