@@ -138,10 +138,12 @@ class StoreIndex:
         return values[rows]
 
     def find(self, name: str, keys: np.ndarray) -> np.ndarray:
-        """Positions of ``keys`` in a sorted array (``np.searchsorted``), read for those keys alone."""
+        """Positions of ``keys`` in a sorted array (``np.searchsorted``), read for those keys alone;
+        the keys are taken in the array's dtype (uint64 against int64 would compare as floats)."""
         values = self.array(name)
+        keys = np.asarray(keys).astype(values.dtype)
         if isinstance(values, DiskArray):
-            return np.asarray([values.searchsorted(k) for k in np.asarray(keys).tolist()], np.int64)
+            return np.asarray([values.searchsorted(k) for k in keys.tolist()], np.int64)
         return np.searchsorted(values, keys)
 
     def whole(self, name: str) -> np.ndarray:

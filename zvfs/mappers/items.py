@@ -166,7 +166,7 @@ class ItemSource(SpatialSource):
         return self.annotation_batch(np.asarray([aid], np.uint64))
 
     def annotation_batch(self, aids: np.ndarray) -> enc.Annotations:
-        rows = self.ctx.index.find("items/ids", np.asarray(aids).astype(np.int64))
+        rows = self.ctx.index.find("items/ids", np.asarray(aids))
         ann = self.batch(rows)
         ann.related = self._related_lists(rows)
         return ann
