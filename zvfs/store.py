@@ -206,6 +206,7 @@ class LevelReader:
         self._cells: Memo[CellData] = store.budget.memo(CellData.nbytes)
         self._object_values: Memo[np.ndarray] = store.budget.memo(lambda a: int(a.nbytes))
         self._object_codes: Memo[np.ndarray] = store.budget.memo(lambda a: int(a.nbytes))  # strings as categories
+        self._link_values: Memo[np.ndarray] = store.budget.memo(lambda a: int(a.nbytes))
         self.known_channels: dict[str, int] = {}  # attribute -> channels, when an index says
 
     def _where(self, what: str) -> str:
@@ -443,9 +444,13 @@ class LevelReader:
         return np.asarray(cells, np.int64), np.asarray(rows, np.int64)
 
     def link_attribute(self, name: str) -> np.ndarray:
-        """Per-link values, row i belonging to record i of :meth:`links`."""
-        with self._lock:
-            return np.asarray(zb.read_link_attributes(self._g, name, delta=0))
+        """Per-link values, row i belonging to record i of :meth:`links` (kept in the budget)."""
+
+        def read() -> np.ndarray:
+            with self._lock:
+                return np.asarray(zb.read_link_attributes(self._g, name, delta=0))
+
+        return self._link_values.get(name, read)
 
     def groups(self) -> list[np.ndarray]:
         """Object ids of each ZVF group (index = group id)."""

@@ -29,13 +29,14 @@ class EdgeItems(ItemSource):
         self.object_cols = self.object_columns(taken)
         self.make_schema("line", [c.prop for c in self.edge_columns + self.object_cols])
 
-    @cached_property
-    def _edge_values(self) -> dict[str, np.ndarray]:
-        return {name: self.level.link_attribute(name) for name in self.level.link_attribute_names}
+    def _edge_values(self, items: np.ndarray) -> dict[str, np.ndarray]:
+        """Edge attributes of some items (the attributes held through the budget, not here)."""
+        return {name: self.level.link_attribute(name)[items] for name in self.level.link_attribute_names}
 
     @cached_property
     def _edge_attributes(self) -> list[AttributeInfo]:
-        return [AttributeInfo(name, v.dtype, v.shape[1] if v.ndim > 1 else 1) for name, v in self._edge_values.items()]
+        values = self._edge_values(np.zeros(0, np.int64))
+        return [AttributeInfo(name, v.dtype, v.shape[1] if v.ndim > 1 else 1) for name, v in values.items()]
 
     def item_vertices(self, rows: slice | np.ndarray) -> np.ndarray:
         return np.full(len(range(self.n_items)[rows]) if isinstance(rows, slice) else len(rows), 2, np.int64)
@@ -52,7 +53,8 @@ class EdgeItems(ItemSource):
                 for cs, rs in zip(cells.tolist(), rows.tolist(), strict=True)]  # fmt: skip
         geometry = self.ctx.space.frame.points(np.asarray(ends, np.float32).reshape(-1, self.schema.rank))
         geometry = geometry.reshape(len(items), -1)
-        props = {c.prop.id: c.values({k: v[items] for k, v in self._edge_values.items()}) for c in self.edge_columns}
+        edges = self._edge_values(items)
+        props = {c.prop.id: c.values(edges) for c in self.edge_columns}
         if self.object_cols:
             oids = self.ctx.objects(0).ids_at(np.maximum(self.item_objects(items), 0))
             props.update(self.object_properties(self.object_cols, oids))
