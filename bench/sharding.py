@@ -174,8 +174,8 @@ class RangeReads:
         return read
 
 
-def sharded_key(info: dict, path: str) -> tuple[dict, int] | None:
-    """(sharding spec, chunk id) of a request of the unsharded tree, or None for a plain file."""
+def sharded_key(info: dict, path: str) -> tuple[dict, int]:
+    """(sharding spec, chunk id) of a key's file in the unsharded tree (``layer/directory/name``)."""
     from zvfs.encoders.sharded import compressed_morton_code
 
     _, directory, name = path.split("/")
