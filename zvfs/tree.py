@@ -190,16 +190,16 @@ class VirtualTree:
         node = self._node(path)
         if isinstance(node, Dir):
             return Stat(True, 0, self.mtime)
+        return Stat(False, self._size(path, node), self.mtime)
+
+    def _size(self, path: str, node: File) -> int:
         self._check_unchanged()
         key = posixpath.normpath("/" + path)
         size_of = node.size
         if size_of is None:  # known only once encoded; _data records it
             size = self._sizes.peek(key)
-            if size is None:
-                size = len(self._data(path, node))
-        else:
-            size = self._sizes.get(key, lambda: self._guard(path, size_of))
-        return Stat(False, size, self.mtime)
+            return len(self._data(path, node)) if size is None else size
+        return self._sizes.get(key, lambda: self._guard(path, size_of))
 
     def listdir(self, path: str) -> Iterator[str]:
         node = self._node(path)
@@ -214,7 +214,7 @@ class VirtualTree:
         if node.ranged is None:
             data = self._data(path, node)
             return data[offset : len(data) if size is None else offset + size]
-        total = self.stat(path).size
+        total = self._size(path, node)  # the node already found: no second walk of the path
         start, stop = min(offset, total), total if size is None else min(offset + size, total)
         ranged = node.ranged
         data = self._guard(path, lambda: ranged(start, stop))
