@@ -9,7 +9,7 @@ compressed Morton code of the cell over that level's ``grid_shape``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import Protocol
 
@@ -18,7 +18,6 @@ import numpy as np
 from ..cache import Budget
 from ..encoders import annotations as enc
 from ..encoders import sharded
-from ..encoders.sharded import ShardingSpec
 from ..store import Cell
 from ..tree import Dir, File
 from .common import json_file, parse_cell, parse_uint
@@ -83,7 +82,7 @@ def annotation_dir(src: AnnotationSource, indexes: LayerIndexes) -> Dir:
     """``info``, one ``spatialN`` per level, ``by_id`` and one ``rel_<id>`` per relationship, each
     sharded when ``indexes`` says the layer is."""
     schema, budget = src.schema, indexes.budget
-    children: dict = {"info": json_file(lambda: _with_sharding(src.info(), indexes.specs()))}
+    children: dict = {"info": json_file(lambda: _info(src, indexes))}
     for k in range(src.spatial_depth):  # known without counting annotations
         key = f"spatial{k}"
         children[key] = indexes.index(key, _spatial_dir(src, k), partial(_spatial_chunks, src, k, budget))
@@ -95,11 +94,12 @@ def annotation_dir(src: AnnotationSource, indexes: LayerIndexes) -> Dir:
     return Dir(children)
 
 
-def _with_sharding(info: dict, specs: Mapping[str, ShardingSpec]) -> dict:
-    """``info`` with the ``sharding`` member of each sharded index (found by its key)."""
-    for entry in [info["by_id"], *info["relationships"], *info["spatial"]]:
-        if entry["key"] in specs:
-            entry["sharding"] = specs[entry["key"]].json()
+def _info(src: AnnotationSource, indexes: LayerIndexes) -> dict:
+    """The source's ``info`` with the ``sharding`` member of each sharded index (by its key)."""
+    info = src.info()
+    info["by_id"] = indexes.with_sharding(info["by_id"], "by_id")
+    for group in ("relationships", "spatial"):
+        info[group] = [indexes.with_sharding(entry, entry["key"]) for entry in info[group]]
     return info
 
 
