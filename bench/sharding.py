@@ -78,22 +78,15 @@ def export(store: Path, out: Path, mode: str, index_dir: Path) -> dict:
 # -- first requests (run in a fresh process per mode: --probe) -----------------------------------
 
 
-def shard_path(directory: str, spec, key: int) -> str:
-    """The shard file holding chunk ``key`` of a sharded ``directory``."""
-    from zvfs.encoders.sharded import locate, shard_name
-
-    return f"{directory}/{shard_name(spec, int(locate(spec, [key])[0][0]))}"
-
-
 def client_read(tree, directory: str, key: int, spec: dict | None, plain_name: str) -> int:
     """The bytes of one chunk read as the client reads it; returns its length."""
-    from zvfs.encoders.sharded import ShardingSpec, fetch_chunk
+    from zvfs.encoders.sharded import ShardingSpec, fetch_chunk, shard_of
 
     if spec is None:
         path = f"{directory}/{plain_name}"
         return len(tree.read(path, 0, tree.stat(path).size))
     sharding = ShardingSpec.from_json(spec)
-    path = shard_path(directory, sharding, key)
+    path = f"{directory}/{shard_of(sharding, key)}"
     tree.stat(path)
     data = fetch_chunk(sharding, partial(tree.read, path), key)
     assert data is not None, (path, key)
@@ -193,7 +186,7 @@ def replay(exports: dict[str, Path], work: Path) -> dict:
     """The session against nginx on the unsharded and the sharded export: per mode its seconds per
     session request, HTTP requests and bytes; checks both give the same bytes per key."""
     import bench
-    from zvfs.encoders.sharded import ShardingSpec, fetch_chunk
+    from zvfs.encoders.sharded import ShardingSpec, fetch_chunk, shard_of
 
     reqs = bench.annotation_session(exports["off"], "annotations", random.Random(bench.SEED))
     out: dict = {"categories": [r.category for r in reqs]}
@@ -227,7 +220,7 @@ def replay(exports: dict[str, Path], work: Path) -> dict:
                 got: bytes | None = body if status == 200 else None
             else:
                 spec = ShardingSpec.from_json(key[0])
-                shard = shard_path(r.path.rsplit("/", 1)[0], spec, key[1])
+                shard = f"{r.path.rsplit('/', 1)[0]}/{shard_of(spec, key[1])}"
                 got = fetch_chunk(spec, reads.reader(shard), key[1])
             seconds.append(time.perf_counter() - t)
             same = key is None or got == expected  # the info files differ by their sharding specs

@@ -162,7 +162,7 @@ def chunks(tree: Tree, directory: str, sharding: dict, ids: Iterable[int]) -> Re
     spec = sharded.ShardingSpec.from_json(sharding)
     out = []
     for chunk_id in ids:
-        path = f"{directory}/{sharded.shard_name(spec, int(sharded.locate(spec, np.uint64(chunk_id))[0]))}"
+        path = f"{directory}/{sharded.shard_of(spec, chunk_id)}"
         out.append((f"{path} (chunk {chunk_id})", partial(_chunk, tree, path, spec, chunk_id)))
     return out
 

@@ -171,6 +171,11 @@ def shard_name(spec: ShardingSpec, shard: int) -> str:
     return f"{shard:0{(spec.shard_bits + 3) // 4}x}.shard"
 
 
+def shard_of(spec: ShardingSpec, chunk_id: int) -> str:
+    """File name of the shard holding chunk ``chunk_id`` (where the client looks for it)."""
+    return shard_name(spec, int(locate(spec, np.uint64(chunk_id))[0]))
+
+
 def compressed_morton_code(cells: npt.ArrayLike, grid_shape: Sequence[int]) -> U64:
     """Chunk id of grid cells (N, rank), as the client's ``encodeZIndexCompressed``.
 
