@@ -249,11 +249,12 @@ class PointSource(SpatialSource):
         order, and how many points each object has."""
         objects = self.ctx.index.objects(0)
         pieces = [objects.pieces(int(r)) for r in object_rows]
-        n = np.concatenate([np.zeros(0, np.int64), *(np.asarray(p[2], np.int64) for p in pieces)])
+        cells, starts, n = (
+            np.concatenate([np.zeros(0, np.int64), *(np.asarray(p[column], np.int64) for p in pieces)])
+            for column in range(3)
+        )
         if (n < 0).any():
             raise StoreError(f"{self.store.path}: an object lies partly in a chunk that cannot be read (damaged?)")
-        cells = np.concatenate([np.zeros(0, np.int64), *(np.asarray(p[0], np.int64) for p in pieces)])
-        starts = np.concatenate([np.zeros(0, np.int64), *(np.asarray(p[1], np.int64) for p in pieces)])
         before = np.cumsum(n) - n  # points of the pieces before each piece
         rows = np.repeat(starts - before, n) + np.arange(int(n.sum()))
         return np.repeat(cells, n), rows, np.asarray([int(p[2].sum()) for p in pieces], np.int64)

@@ -129,7 +129,7 @@ class SkeletonSource:
         """:meth:`size` of many objects (-1: a damaged chunk); from counts alone for polylines."""
         if self.kind not in PATH_KINDS:
             return np.asarray([self.size(int(o)) for o in oids], np.int64)
-        n = self.objects.objects.sizes()[np.searchsorted(self.objects.ids, oids)]
+        n = self.objects.objects.sizes_at(self.objects.rows_of(oids))
         return np.where(n < 0, -1, enc.sizes(n, np.maximum(n - 1, 0), self.spec))
 
     def encode(self, oid: int) -> bytes:
